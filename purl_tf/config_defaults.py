@@ -1,0 +1,105 @@
+"""Defaults every config in `configs/` starts from.
+
+Each field is a plain value (no value is derived from another here, so an
+override such as `--config.data.batch_size=64` never leaves a stale copy).
+Strings that mean "unset" are '' and numbers that mean "unset" are 0, so that
+every field can be overridden from the command line.
+"""
+
+import ml_collections
+
+from purl_tf import data
+
+
+def base_config() -> ml_collections.ConfigDict:
+  """Returns the full default config (Fashion-MNIST, benchmark CNN)."""
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+
+  c.model = ml_collections.ConfigDict()
+  c.model.name = 'fmnist_cnn'
+  c.model.weights = ''        # '' (random init) or 'imagenet' for applications.
+  c.model.weights_path = ''   # a weights file to load after building.
+  c.model.path = ''           # a model file, with name='file'.
+  c.model.alpha = 1.0         # MobileNet-V2 width.
+
+  c.data = ml_collections.ConfigDict()
+  c.data.name = 'fashion_mnist'
+  c.data.dir = data.FASHION_MNIST_DIR
+  c.data.tfds_data_dir = ''
+  c.data.manual_dir = ''
+  c.data.reward_size = 5000   # carved from the training data, never the test.
+  c.data.train_size = 0       # 0: all remaining training examples.
+  c.data.test_size = 0        # 0: the whole test split.
+  c.data.batch_size = 128
+  c.data.preprocess = 'grey'
+  c.data.image_size = 28
+  c.data.num_classes = 10     # synthetic data only; real data says its own.
+
+  c.strategy = ml_collections.ConfigDict()
+  c.strategy.name = 'auto'
+  c.strategy.logical_cpus = 0
+
+  # Dense training, when the model has no trained weights (train.epochs > 0).
+  c.train = ml_collections.ConfigDict()
+  c.train.epochs = 3
+  c.train.learning_rate = 1e-3
+  c.train.optimizer = 'adam'
+  c.train.cache_dir = ''      # reuse dense weights trained with equal settings.
+
+  # The final fine-tune of a pruned network (every allocation gets the same).
+  c.finetune = ml_collections.ConfigDict()
+  c.finetune.epochs = 2
+  c.finetune.learning_rate = 1e-3
+  c.finetune.optimizer = 'adam'
+  c.finetune.ramp_fraction = 0.5  # share of steps over which sparsity ramps up.
+  c.finetune.frequency = 10       # re-mask every N steps while ramping.
+
+  c.prune = ml_collections.ConfigDict()
+  c.prune.sparsity = 0.9          # the global target sparsity.
+
+  # The PuRL search (see purl_tf/env.py and purl_tf/search.py).
+  c.search = ml_collections.ConfigDict()
+  c.search.episodes = 40
+  c.search.greedy_every = 5       # a greedy (unrecorded) episode every N.
+  c.search.finetune_steps = 20    # batches per reward fine-tune.
+  c.search.subset_batches = 100   # cached training batches they draw from.
+  c.search.eval_batches = 0       # reward-split batches per evaluation; 0: all.
+  c.search.learning_rate = 1e-3
+  c.search.nan_penalty = -2.0     # reward of a diverged step (ends the episode).
+  c.search.sparsity_tolerance = 0.005  # an episode meets the budget within this.
+  c.search.checkpoint_every = 1   # episodes between checkpoints.
+
+  c.env = ml_collections.ConfigDict()
+  c.env.action_min = 0.0
+  c.env.action_max = 0.95
+  c.env.action_step = 0.05
+  c.env.budget_clamp = True
+  c.env.frequency = 1             # re-mask every N fine-tune steps.
+
+  c.reward = ml_collections.ConfigDict()
+  c.reward.name = 'target_penalty'
+  c.reward.accuracy_weight = 1.0
+  c.reward.sparsity_weight = 1.0
+  c.reward.allowed_drop = 0.01
+  c.reward.sparsity_lambda = 1.0  # for name='accuracy_sparsity'.
+
+  c.agent = ml_collections.ConfigDict()
+  c.agent.kind = 'double_dqn'
+  c.agent.fc_layers = (64, 64)
+  c.agent.learning_rate = 1e-3
+  c.agent.gamma = 0.9
+  c.agent.n_step = 1
+  c.agent.target_update_period = 20
+  c.agent.batch_size = 32
+  c.agent.train_iterations = 20   # DQN updates after each episode.
+  c.agent.replay_capacity = 10000
+  c.agent.warmup_episodes = 5     # random actions first.
+  c.agent.epsilon_start = 1.0
+  c.agent.epsilon_end = 0.05
+  c.agent.epsilon_decay_episodes = 25
+
+  c.export = ml_collections.ConfigDict()
+  c.export.model_name = ''        # '' : the model's own name.
+  c.export.version = 0            # 0 : the next free version.
+  return c

@@ -1,0 +1,204 @@
+"""The stages every run shares: set up, train dense, and finish a pruned net.
+
+`purl-prune` and `purl-search` are both `prepare()` -> choose a per-layer
+allocation -> `finish()`. Keeping the dense training, the final fine-tune,
+strip and export in one place means every allocation method is judged through
+the same code path and the same fine-tune budget.
+"""
+
+import dataclasses
+import hashlib
+import json
+import os
+import platform
+import time
+from typing import Dict, Optional
+
+from purl_tf import data, export, io_utils, models, pruning, train
+from purl_tf.compat import keras, tf, tfmot
+
+
+class WorkdirError(ValueError):
+  """The workdir holds another run."""
+
+
+@dataclasses.dataclass
+class Context:
+  """What the stages after `prepare()` need."""
+  config: object
+  workdir: str
+  strategy: tf.distribute.Strategy
+  splits: data.Splits
+  dense: keras.Model            # trained, compiled, built in strategy scope
+  dense_test_accuracy: float
+  dense_train_s: float
+
+
+def versions() -> Dict[str, str]:
+  import tf_agents  # pylint: disable=g-import-not-at-top
+  return {'python': platform.python_version(), 'tensorflow': tf.__version__,
+          'tf_keras': keras.__version__, 'tfmot': tfmot.__version__,
+          'tf_agents': tf_agents.__version__, 'machine': platform.machine(),
+          'processor': platform.processor() or platform.machine(),
+          'cpus': os.cpu_count()}
+
+
+def config_json(config) -> dict:
+  return json.loads(config.to_json_best_effort()) if hasattr(
+      config, 'to_json_best_effort') else dict(config)
+
+
+def prepare_workdir(workdir: str, config, *, kind: str, overwrite: bool = False,
+                    resume: bool = False):
+  """Creates `workdir`, refusing one that holds a different run.
+
+  Args:
+    workdir: output directory.
+    config: this run's config; saved as `config.json`.
+    kind: 'prune' or 'search'.
+    overwrite: replace whatever run the workdir holds.
+    resume: continue the run the workdir holds (its config must match).
+
+  Raises:
+    WorkdirError: the workdir holds a different run and neither flag allows it.
+  """
+  os.makedirs(workdir, exist_ok=True)
+  path = os.path.join(workdir, 'config.json')
+  record = {'kind': kind, 'config': config_json(config)}
+  if os.path.exists(path) and not overwrite:
+    with open(path) as f:
+      try:
+        old = json.load(f)
+      except json.JSONDecodeError:
+        old = None
+    if not resume:
+      raise WorkdirError(
+          f'workdir {workdir} already holds a run; pass --resume to continue '
+          'it or --overwrite to replace it')
+    if old != record:
+      raise WorkdirError(
+          f'workdir {workdir} holds a run with another config; --resume needs '
+          'the same config (or pass --overwrite to replace it)')
+  if overwrite:
+    for name in os.listdir(workdir):
+      target = os.path.join(workdir, name)
+      if os.path.isdir(target):
+        import shutil  # pylint: disable=g-import-not-at-top
+        shutil.rmtree(target)
+      else:
+        os.remove(target)
+  io_utils.write_json_atomic(path, record)
+
+
+def _dense_cache_path(config) -> Optional[str]:
+  if not config.train.get('cache_dir'):
+    return None
+  key = json.dumps({'model': config_json(config.model),
+                    'data': config_json(config.data),
+                    'train': {k: v for k, v in config_json(config.train).items()
+                              if k != 'cache_dir'},
+                    'seed': config.seed}, sort_keys=True)
+  digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+  return os.path.join(config.train.cache_dir, f'dense-{config.model.name}-{digest}.h5')
+
+
+def prepare(config, workdir: str, verbose: int = 2) -> Context:
+  """Seeds, picks the strategy, builds the data and the trained dense model."""
+  keras.utils.set_random_seed(int(config.seed))
+  strategy = train.get_strategy(config.strategy)
+  splits = data.get_splits(config.data, seed=int(config.seed))
+  with strategy.scope():
+    dense = models.build(config.model, splits.input_shape, splits.num_classes)
+    models.check_input_shape(dense, splits.input_shape, splits.num_classes)
+    pruning.prunable_layers(dense)  # Fails early on unprunable models.
+    train.compile_model(dense, config.train.learning_rate, config.train.optimizer)
+  cache = _dense_cache_path(config)
+  dense_s = 0.0
+  if cache and os.path.exists(cache):
+    print(f'dense weights from cache {cache}', flush=True)
+    dense.load_weights(cache)
+  elif int(config.train.epochs) > 0:
+    result = train.train_dense(dense, splits.train, int(config.train.epochs),
+                               verbose=verbose)
+    dense_s = result['wall_s']
+    if cache:
+      os.makedirs(os.path.dirname(cache), exist_ok=True)
+      tmp = cache + f'.tmp{os.getpid()}.h5'
+      dense.save_weights(tmp)
+      os.replace(tmp, cache)
+  acc = train.evaluate(dense, splits.test)
+  print(f'dense test accuracy {acc:.4f}', flush=True)
+  return Context(config, workdir, strategy, splits, dense, acc, dense_s)
+
+
+def finish(ctx: Context, sparsity_map: Dict[str, float], *, target: float,
+           method: str, verbose: int = 2, extra: Optional[dict] = None,
+           started: Optional[float] = None) -> dict:
+  """Final fine-tune of `sparsity_map`, test evaluation, strip and export.
+
+  Writes `summary.json` and `export/` in the workdir.
+
+  Args:
+    ctx: from `prepare()`.
+    sparsity_map: `{layer_name: sparsity}` to reach.
+    target: the global target it was chosen for (reported).
+    method: the allocation's name (reported).
+    verbose: Keras progress output.
+    extra: more fields for the summary.
+    started: `time.perf_counter()` at the run's start, for the total wall time.
+
+  Returns:
+    The summary dict.
+
+  Raises:
+    train.NonFiniteLossError: the final fine-tune diverged.
+  """
+  cfg = ctx.config
+  ft = cfg.finetune
+  steps_per_epoch = max(1, ctx.splits.num_train // ctx.splits.batch_size)
+  total_steps = int(ft.epochs) * steps_per_epoch
+  frequency = max(1, min(int(ft.frequency), total_steps // 4))
+  # The ramp must end (on a multiple of `frequency`) before training does.
+  ramp = min(int(float(ft.ramp_fraction) * total_steps), total_steps - frequency)
+  schedule = pruning.polynomial_schedule(max(ramp, 1), frequency)
+  with ctx.strategy.scope():
+    pruned = pruning.apply_sparsity_map(ctx.dense, sparsity_map, schedule)
+    train.compile_model(pruned, ft.learning_rate, ft.optimizer)
+  print(f'final fine-tune ({method}) for {int(ft.epochs)} epoch(s), target '
+        f'{target:.3f}', flush=True)
+  log_dir = os.path.join(ctx.workdir, 'tensorboard', 'finetune')
+  result = train.fine_tune(pruned, ctx.splits.train, epochs=int(ft.epochs),
+                           log_dir=log_dir, verbose=verbose)
+  stripped = pruning.strip(pruned)
+  with ctx.strategy.scope():
+    train.compile_model(stripped, ft.learning_rate, ft.optimizer)
+  test_acc = train.evaluate(stripped, ctx.splits.test)
+  report = pruning.sparsity_report(stripped)
+  name = cfg.export.model_name or ctx.dense.name
+  path = export.export_for_serving(stripped, os.path.join(ctx.workdir, 'export'),
+                                   name, version=int(cfg.export.version) or None)
+  dense_gz = export.gzip_size_of_model(ctx.dense)
+  pruned_gz = export.gzip_size(path)
+  summary = {
+      'method': method,
+      'model': ctx.dense.name,
+      'dense_test_accuracy': ctx.dense_test_accuracy,
+      'pruned_test_accuracy': test_acc,
+      'target_sparsity': float(target),
+      'reached_global_sparsity': report['global'],
+      'per_layer_sparsity': report['layers'],
+      'allocation': dict(sparsity_map),
+      'export_path': os.path.abspath(path),
+      'serving_signature': {'name': 'serving_default',
+                            'input': export.INPUT_NAME,
+                            'output': export.OUTPUT_NAME},
+      'gzip_bytes': {'dense': dense_gz, 'pruned': pruned_gz,
+                     'ratio': pruned_gz / dense_gz},
+      'wall_s': {'dense_train': ctx.dense_train_s, 'finetune': result['wall_s'],
+                 'total': time.perf_counter() - started if started else None},
+      'seed': int(cfg.seed),
+      'versions': versions(),
+  }
+  summary.update(extra or {})
+  io_utils.write_json_atomic(os.path.join(ctx.workdir, 'summary.json'), summary)
+  return summary

@@ -1,0 +1,98 @@
+"""Export a stripped model as a SavedModel in TF Serving's layout.
+
+    <export_dir>/<model_name>/<version>/saved_model.pb
+                                        variables/
+
+The `serving_default` signature takes one float32 tensor named `image`
+(`[batch, height, width, channels]`, preprocessed as in training) and returns
+`{'probabilities': [batch, num_classes]}`. A version is written under a hidden
+temporary name and renamed into place, so TF Serving (which watches the
+directory for new numeric versions) never sees a half-written one.
+"""
+
+import os
+import shutil
+import tarfile
+import tempfile
+from typing import Optional
+
+from purl_tf.compat import keras, tf
+
+INPUT_NAME = 'image'
+OUTPUT_NAME = 'probabilities'
+
+
+def next_version(model_dir: str) -> int:
+  """1 + the largest numeric version under `model_dir` (1 when none)."""
+  if not os.path.isdir(model_dir):
+    return 1
+  versions = [int(d) for d in os.listdir(model_dir) if d.isdigit()]
+  return max(versions, default=0) + 1
+
+
+def serving_function(model: keras.Model, preprocess=None):
+  """The `serving_default` concrete function of `model`."""
+  spec = tf.TensorSpec([None] + list(model.input_shape[1:]), tf.float32,
+                       name=INPUT_NAME)
+
+  @tf.function(input_signature=[spec])
+  def serve(image):
+    x = preprocess(image) if preprocess is not None else image
+    return {OUTPUT_NAME: model(x, training=False)}
+
+  return serve.get_concrete_function()
+
+
+def export_for_serving(model: keras.Model, export_dir: str, model_name: str,
+                       version: Optional[int] = None, preprocess=None) -> str:
+  """Writes `model` as `<export_dir>/<model_name>/<version>` atomically.
+
+  Args:
+    model: a stripped (unwrapped) Keras model.
+    export_dir: the TF Serving model base directory's parent.
+    model_name: the model's name in TF Serving.
+    version: the version number; the next free one when None.
+    preprocess: optional `f(image) -> model input`, folded into the signature.
+
+  Returns:
+    The path of the written version directory.
+
+  Raises:
+    ValueError: bad model name or version, or the version already exists.
+  """
+  if not model_name or os.sep in model_name or model_name.startswith('.'):
+    raise ValueError(f'bad model name {model_name!r}')
+  model_dir = os.path.join(export_dir, model_name)
+  os.makedirs(model_dir, exist_ok=True)
+  if version is None:
+    version = next_version(model_dir)
+  if int(version) <= 0:
+    raise ValueError(f'version must be a positive integer, got {version}')
+  final = os.path.join(model_dir, str(int(version)))
+  if os.path.exists(final):
+    raise ValueError(f'{final} exists already; pick another version')
+  tmp = tempfile.mkdtemp(prefix=f'.tmp-{int(version)}-', dir=model_dir)
+  try:
+    tf.saved_model.save(model, tmp, signatures={
+        'serving_default': serving_function(model, preprocess)})
+    os.rename(tmp, final)
+  except BaseException:
+    shutil.rmtree(tmp, ignore_errors=True)
+    raise
+  return final
+
+
+def gzip_size(path: str) -> int:
+  """Bytes of a gzipped tar of `path` (a SavedModel directory or a file)."""
+  with tempfile.TemporaryDirectory() as d:
+    out = os.path.join(d, 'x.tar.gz')
+    with tarfile.open(out, 'w:gz') as tar:
+      tar.add(path, arcname='m')
+    return os.path.getsize(out)
+
+
+def gzip_size_of_model(model: keras.Model) -> int:
+  """gzip size of `model` exported as a SavedModel (for dense vs pruned)."""
+  with tempfile.TemporaryDirectory() as d:
+    path = export_for_serving(model, d, 'm', version=1)
+    return gzip_size(path)

@@ -1,0 +1,44 @@
+"""Atomic writes: a reader never sees a half-written output."""
+
+import json
+import os
+import tempfile
+
+
+def write_json_atomic(path: str, obj, indent: int = 2):
+  """Writes `obj` as JSON to a temporary file beside `path`, then renames it."""
+  directory = os.path.dirname(os.path.abspath(path))
+  os.makedirs(directory, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(prefix='.tmp-', suffix='.json', dir=directory)
+  try:
+    with os.fdopen(fd, 'w') as f:
+      json.dump(obj, f, indent=indent, sort_keys=True)
+      f.write('\n')
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
+
+
+def append_jsonl(path: str, obj):
+  """Appends one JSON line and flushes it to disk."""
+  with open(path, 'a') as f:
+    f.write(json.dumps(obj, sort_keys=True) + '\n')
+    f.flush()
+    os.fsync(f.fileno())
+
+
+def read_jsonl(path: str):
+  """Reads the complete lines of a JSON-lines file (a torn last line is dropped)."""
+  rows = []
+  if not os.path.exists(path):
+    return rows
+  with open(path) as f:
+    for line in f:
+      if not line.endswith('\n'):
+        break
+      rows.append(json.loads(line))
+  return rows

@@ -1,0 +1,56 @@
+"""`purl-prune`: prune a trained network to a global target with one allocation."""
+
+import time
+from typing import Optional
+
+from purl_tf import allocation, experiment, policy as policy_lib
+
+ALLOCATIONS = allocation.METHODS + ('policy',)
+
+
+def run_prune(config, workdir: str, *, allocation_name: str = 'uniform',
+              sparsity: Optional[float] = None, policy_path: str = '',
+              overwrite: bool = False, verbose: int = 2) -> dict:
+  """Trains (or loads) the dense net, prunes it, fine-tunes and exports it.
+
+  Args:
+    config: a purl_tf config (see `configs/`).
+    workdir: where `summary.json`, TensorBoard events and `export/` go.
+    allocation_name: 'uniform', 'global_magnitude' or 'policy'.
+    sparsity: the global target; defaults to `config.prune.sparsity`.
+    policy_path: a `policy.json` (from `purl-search`) for allocation 'policy'.
+    overwrite: replace a different run in `workdir`.
+    verbose: Keras progress output.
+
+  Returns:
+    The summary dict also written to `workdir/summary.json`.
+
+  Raises:
+    ValueError: bad allocation, sparsity, policy or data (before any output
+      beyond the workdir's config is written).
+  """
+  start = time.perf_counter()
+  if allocation_name not in ALLOCATIONS:
+    raise ValueError(f'unknown allocation {allocation_name!r}; one of '
+                     f'{", ".join(ALLOCATIONS)}')
+  target = float(config.prune.sparsity if sparsity is None else sparsity)
+  if not 0.0 <= target < 1.0:
+    raise ValueError(f'--sparsity {target} is outside [0, 1)')
+  pol = None
+  if allocation_name == 'policy':
+    if not policy_path:
+      raise ValueError('--allocation=policy needs --policy=FILE')
+    pol = policy_lib.Policy.load(policy_path)
+  experiment.prepare_workdir(workdir, config, kind='prune', overwrite=overwrite)
+  ctx = experiment.prepare(config, workdir, verbose=verbose)
+  if pol is not None:
+    pol.check(ctx.dense)
+    sparsity_map = pol.sparsity
+    target = float(pol.metrics.get('target_sparsity', target))
+  else:
+    sparsity_map = allocation.allocate(allocation_name, ctx.dense, target)
+  print(f'allocation {allocation_name}: '
+        f'{ {k: round(v, 3) for k, v in sparsity_map.items()} }', flush=True)
+  return experiment.finish(ctx, sparsity_map, target=target,
+                           method=allocation_name, verbose=verbose,
+                           started=start)

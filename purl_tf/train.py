@@ -1,0 +1,152 @@
+"""Fine-tuning under a `tf.distribute` strategy, with pruning callbacks.
+
+`strategy.name` in a config picks:
+  default       the default (single-device) strategy;
+  mirrored      `MirroredStrategy` over the local GPUs, or over
+                `logical_cpus` logical CPU devices when asked (tests, CPU-only
+                machines);
+  multi_worker  `MultiWorkerMirroredStrategy`, cluster read from `TF_CONFIG`;
+  auto          `mirrored` when a GPU is visible, else `default`.
+
+Models that train under a strategy must be created and compiled inside
+`strategy.scope()`; `fine_tune` and `evaluate` may be called outside it.
+"""
+
+import math
+import time
+from typing import List, Optional
+
+from purl_tf.compat import keras, tf, tfmot
+
+STRATEGIES = ('auto', 'default', 'mirrored', 'multi_worker')
+
+
+class NonFiniteLossError(RuntimeError):
+  """The training loss became NaN or infinite."""
+
+
+def configure_logical_cpus(n: int):
+  """Splits the CPU into `n` logical devices (before TF's runtime starts)."""
+  cpus = tf.config.list_physical_devices('CPU')
+  current = tf.config.get_logical_device_configuration(cpus[0])
+  if current and len(current) == n:
+    return
+  tf.config.set_logical_device_configuration(
+      cpus[0], [tf.config.LogicalDeviceConfiguration() for _ in range(n)])
+
+
+def get_strategy(config) -> tf.distribute.Strategy:
+  """Returns the strategy a `strategy` config names.
+
+  Raises:
+    ValueError: unknown name.
+  """
+  name = config.get('name', 'auto')
+  if name not in STRATEGIES:
+    raise ValueError(f'unknown strategy {name!r}; one of {STRATEGIES}')
+  gpus = tf.config.list_logical_devices('GPU')
+  if name == 'auto':
+    name = 'mirrored' if gpus else 'default'
+  if name == 'default':
+    return tf.distribute.get_strategy()
+  if name == 'multi_worker':
+    return tf.distribute.MultiWorkerMirroredStrategy()
+  n_cpus = int(config.get('logical_cpus', 0) or 0)
+  if gpus:
+    return tf.distribute.MirroredStrategy()
+  if n_cpus > 1:
+    configure_logical_cpus(n_cpus)
+    devices = [d.name for d in tf.config.list_logical_devices('CPU')][:n_cpus]
+    return tf.distribute.MirroredStrategy(devices)
+  return tf.distribute.MirroredStrategy()
+
+
+def scaled_learning_rate(base_lr: float, strategy, base_batch: int,
+                         global_batch: int) -> float:
+  """Linear scaling rule: lr grows with the global batch over `base_batch`."""
+  del strategy
+  return float(base_lr) * float(global_batch) / float(base_batch)
+
+
+def compile_model(model: keras.Model, learning_rate: float,
+                  optimizer: str = 'adam'):
+  """Compiles for sparse-label classification (call inside strategy.scope())."""
+  if optimizer == 'adam':
+    opt = keras.optimizers.Adam(learning_rate)
+  elif optimizer == 'sgd':
+    opt = keras.optimizers.SGD(learning_rate, momentum=0.9)
+  else:
+    raise ValueError(f'unknown optimizer {optimizer!r}; adam or sgd')
+  model.compile(optimizer=opt, loss='sparse_categorical_crossentropy',
+                metrics=['accuracy'])
+  return model
+
+
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+  """Stops training at the first batch whose loss is NaN or infinite."""
+
+  def __init__(self):
+    super().__init__()
+    self.bad_batch = None
+
+  def on_train_begin(self, logs=None):
+    self.bad_batch = None
+
+  def on_train_batch_end(self, batch, logs=None):
+    loss = (logs or {}).get('loss')
+    if loss is not None and not math.isfinite(float(loss)):
+      self.bad_batch = batch
+      self.model.stop_training = True
+
+
+def fine_tune(model: keras.Model, dataset: tf.data.Dataset, *,
+              epochs: int = 1, steps: Optional[int] = None,
+              log_dir: Optional[str] = None, verbose: int = 0,
+              callbacks: Optional[List[keras.callbacks.Callback]] = None) -> dict:
+  """Trains a (wrapped) compiled model with the pruning callbacks.
+
+  Args:
+    model: a compiled model, wrapped by `pruning.apply_sparsity_map` or plain.
+    dataset: batched (image, label) pipeline.
+    epochs: passes over `dataset` (or over `steps` batches).
+    steps: batches per epoch; `None` for the whole dataset.
+    log_dir: when set, TensorBoard and tfmot `PruningSummaries` write there.
+    verbose: Keras progress output (0 silent, 1 bar, 2 one line per epoch).
+    callbacks: extra callbacks.
+
+  Returns:
+    `{'loss': last loss, 'accuracy': last accuracy, 'wall_s': seconds}`.
+
+  Raises:
+    NonFiniteLossError: the loss became NaN/inf; training stopped at once.
+  """
+  guard = StopOnNonFiniteLoss()
+  cbs = [tfmot.sparsity.keras.UpdatePruningStep(), guard] + list(callbacks or [])
+  if log_dir:
+    cbs.append(tfmot.sparsity.keras.PruningSummaries(log_dir=log_dir))
+  start = time.perf_counter()
+  history = model.fit(dataset, epochs=epochs, steps_per_epoch=steps,
+                      callbacks=cbs, verbose=verbose)
+  wall = time.perf_counter() - start
+  if guard.bad_batch is not None:
+    raise NonFiniteLossError(
+        f'the training loss became NaN or infinite at batch {guard.bad_batch}; '
+        'lower the learning rate or check the data')
+  logs = {k: v[-1] for k, v in history.history.items() if v}
+  return {'loss': logs.get('loss'), 'accuracy': logs.get('accuracy'),
+          'wall_s': wall}
+
+
+def evaluate(model: keras.Model, dataset: tf.data.Dataset,
+             steps: Optional[int] = None) -> float:
+  """Top-1 accuracy of a compiled model on `dataset`."""
+  results = model.evaluate(dataset, steps=steps, verbose=0, return_dict=True)
+  return float(results['accuracy'])
+
+
+def train_dense(model: keras.Model, dataset, epochs: int, verbose: int = 2,
+                log_dir: Optional[str] = None) -> dict:
+  """Trains a compiled dense model; returns `fine_tune`'s dict."""
+  print(f'training the dense model for {epochs} epoch(s)', flush=True)
+  cbs = [keras.callbacks.TensorBoard(log_dir)] if log_dir else None
+  return fine_tune(model, dataset, epochs=epochs, verbose=verbose, callbacks=cbs)
