@@ -86,13 +86,14 @@ def base_config() -> ml_collections.ConfigDict:
 
   c.agent = ml_collections.ConfigDict()
   c.agent.kind = 'double_dqn'
-  c.agent.fc_layers = (64, 64)
-  c.agent.learning_rate = 1e-3
+  c.agent.fc_layers = (128, 128)
+  c.agent.learning_rate = 3e-3
   c.agent.gamma = 0.9
   c.agent.n_step = 1
   c.agent.target_update_period = 20
   c.agent.batch_size = 32
-  c.agent.train_iterations = 20   # DQN updates after each episode.
+  c.agent.train_iterations = 100  # DQN updates after each episode (cheap
+                                  # beside one fine-tune; see agent_learning_test).
   c.agent.replay_capacity = 10000
   c.agent.warmup_episodes = 5     # random actions first.
   c.agent.epsilon_start = 1.0

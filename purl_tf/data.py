@@ -152,6 +152,7 @@ def preprocess_fn(kind: str, image_size: int, training: bool):
       new = tf.cast(tf.round(shape * scale), tf.int32)
       image = tf.image.resize(image, new)
       image = tf.image.resize_with_crop_or_pad(image, image_size, image_size)
+    image = tf.ensure_shape(image, [image_size, image_size, 3])
     if kind == 'resnet50':
       image = image[..., ::-1] - tf.constant(_CAFFE_BGR_MEAN)
     else:

@@ -12,7 +12,7 @@ import json
 import os
 import platform
 import time
-from typing import Dict, Optional
+from typing import Callable, Dict, Optional
 
 from purl_tf import data, export, io_utils, models, pruning, train
 from purl_tf.compat import keras, tf, tfmot
@@ -102,8 +102,17 @@ def _dense_cache_path(config) -> Optional[str]:
   return os.path.join(config.train.cache_dir, f'dense-{config.model.name}-{digest}.h5')
 
 
-def prepare(config, workdir: str, verbose: int = 2) -> Context:
-  """Seeds, picks the strategy, builds the data and the trained dense model."""
+def prepare(config, workdir: str, verbose: int = 2,
+            check_model: Optional[Callable[[keras.Model], None]] = None) -> Context:
+  """Seeds, picks the strategy, builds the data and the trained dense model.
+
+  Args:
+    config: a purl_tf config.
+    workdir: the run's output directory.
+    verbose: Keras progress output of the dense training.
+    check_model: called with the built model before any training, so that
+      a bad policy or model fails at once.
+  """
   keras.utils.set_random_seed(int(config.seed))
   strategy = train.get_strategy(config.strategy)
   splits = data.get_splits(config.data, seed=int(config.seed))
@@ -111,6 +120,8 @@ def prepare(config, workdir: str, verbose: int = 2) -> Context:
     dense = models.build(config.model, splits.input_shape, splits.num_classes)
     models.check_input_shape(dense, splits.input_shape, splits.num_classes)
     pruning.prunable_layers(dense)  # Fails early on unprunable models.
+    if check_model is not None:
+      check_model(dense)
     train.compile_model(dense, config.train.learning_rate, config.train.optimizer)
   cache = _dense_cache_path(config)
   dense_s = 0.0

@@ -42,9 +42,9 @@ def run_prune(config, workdir: str, *, allocation_name: str = 'uniform',
       raise ValueError('--allocation=policy needs --policy=FILE')
     pol = policy_lib.Policy.load(policy_path)
   experiment.prepare_workdir(workdir, config, kind='prune', overwrite=overwrite)
-  ctx = experiment.prepare(config, workdir, verbose=verbose)
+  ctx = experiment.prepare(config, workdir, verbose=verbose,
+                           check_model=pol.check if pol else None)
   if pol is not None:
-    pol.check(ctx.dense)
     sparsity_map = pol.sparsity
     target = float(pol.metrics.get('target_sparsity', target))
   else:

@@ -1,0 +1,120 @@
+"""End-to-end runs of purl-prune and purl-search on real Fashion-MNIST.
+
+Each runs the installed console script in a subprocess, as a user would.
+"""
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from purl_tf import export, io_utils
+from purl_tf.compat import tf
+from tests.conftest import REPO, subprocess_env, tool
+
+SMOKE = os.path.join(REPO, 'configs', 'fmnist_cnn.py') + ':smoke'
+
+
+def _run(name, *args, timeout=600):
+  return subprocess.run(tool(name) + list(args), capture_output=True, text=True,
+                        env=subprocess_env(), cwd=REPO, timeout=timeout)
+
+
+def _check_export(summary):
+  path = summary['export_path']
+  assert os.path.exists(os.path.join(path, 'saved_model.pb'))
+  serve = tf.saved_model.load(path).signatures['serving_default']
+  out = serve(image=tf.zeros([2, 28, 28, 1]))[export.OUTPUT_NAME]
+  assert out.shape == (2, 10)
+
+
+def testPruneSmoke_ReachesRequestedSparsityAndExports(tmp_path):
+  workdir = str(tmp_path / 'run')
+  result = _run('purl-prune', f'--config={SMOKE}', '--allocation=uniform',
+                '--sparsity=0.9', f'--workdir={workdir}')
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert 'global sparsity' in result.stdout
+  with open(os.path.join(workdir, 'summary.json')) as f:
+    summary = json.load(f)
+  assert abs(summary['reached_global_sparsity'] - 0.9) <= 0.005
+  assert summary['reached_global_sparsity'] >= 0.895
+  assert set(summary['per_layer_sparsity']) == {'conv1', 'conv2', 'fc1', 'fc2'}
+  assert 0.0 < summary['pruned_test_accuracy'] <= 1.0
+  assert summary['gzip_bytes']['ratio'] < 0.2
+  _check_export(summary)
+  assert os.listdir(os.path.join(workdir, 'tensorboard', 'finetune'))
+
+
+def testSearchSmoke_WritesEveryOutputThenPolicyAppliesWithPurlPrune(tmp_path):
+  workdir = str(tmp_path / 'search')
+  result = _run('purl-search', f'--config={SMOKE}', f'--workdir={workdir}')
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert 'episode 6/6' in result.stdout
+  for name in ('policy.json', 'episodes.jsonl', 'summary.json', 'config.json',
+               'search_state.json'):
+    assert os.path.exists(os.path.join(workdir, name)), name
+  assert tf.io.gfile.glob(os.path.join(workdir, 'checkpoints', 'ckpt-*.index'))
+  assert tf.io.gfile.glob(os.path.join(workdir, 'tensorboard', 'search', 'events.*'))
+  assert os.path.exists(os.path.join(workdir, 'greedy_policy', 'saved_model.pb'))
+  episodes = io_utils.read_jsonl(os.path.join(workdir, 'episodes.jsonl'))
+  assert [e['episode'] for e in episodes] == list(range(6))
+  assert all(len(e['rewards']) == 4 and len(e['accuracies']) == 4 for e in episodes)
+  with open(os.path.join(workdir, 'policy.json')) as f:
+    policy = json.load(f)
+  assert policy['metrics']['global_sparsity'] >= 0.9 - 0.005
+  with open(os.path.join(workdir, 'summary.json')) as f:
+    summary = json.load(f)
+  assert summary['method'] == 'purl' and summary['search']['episodes'] == 6
+  assert summary['reached_global_sparsity'] >= 0.895
+  _check_export(summary)
+
+  # The found policy applies through purl-prune's code path.
+  prune_dir = str(tmp_path / 'apply')
+  result = _run('purl-prune', f'--config={SMOKE}', '--allocation=policy',
+                f'--policy={os.path.join(workdir, "policy.json")}',
+                f'--workdir={prune_dir}')
+  assert result.returncode == 0, result.stderr[-3000:]
+  with open(os.path.join(prune_dir, 'summary.json')) as f:
+    applied = json.load(f)
+  for name, target in policy['sparsity'].items():
+    assert applied['per_layer_sparsity'][name] == pytest.approx(target, abs=0.005)
+
+
+def _one_line_error(result, *fragments):
+  assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
+  lines = [l for l in result.stderr.splitlines() if l.startswith('purl-')]
+  assert len(lines) == 1, result.stderr[-2000:]
+  assert 'Traceback' not in result.stderr
+  for fragment in fragments:
+    assert fragment in lines[0], lines[0]
+
+
+def testMissingDataDir_OneLineErrorNamingTheFix(tmp_path):
+  result = _run('purl-prune', f'--config={SMOKE}', f'--workdir={tmp_path / "w"}',
+                f'--config.data.dir={tmp_path / "nowhere"}')
+  _one_line_error(result, 'apt-get install -y dataset-fashion-mnist',
+                  '--config.data.dir=')
+
+
+def testPolicyForAnotherModel_OneLineErrorNamingTheLayers(tmp_path):
+  policy = tmp_path / 'policy.json'
+  policy.write_text(json.dumps({'sparsity': {'conv1': 0.5, 'dense_7': 0.5}}))
+  result = _run('purl-prune', f'--config={SMOKE}', '--allocation=policy',
+                f'--policy={policy}', f'--workdir={tmp_path / "w"}')
+  _one_line_error(result, 'dense_7', 'fc1')
+
+
+def testUnknownConfigOverride_IsRefused(tmp_path):
+  result = _run('purl-prune', f'--config={SMOKE}', f'--workdir={tmp_path / "w"}',
+                '--config.data.no_such_field=3')
+  assert result.returncode != 0
+  assert 'no_such_field' in result.stderr
+
+
+def testWorkdirOfAnotherRun_IsRefusedWithoutOverwrite(tmp_path):
+  workdir = tmp_path / 'w'
+  workdir.mkdir()
+  (workdir / 'config.json').write_text('{"kind": "search"}')
+  result = _run('purl-prune', f'--config={SMOKE}', f'--workdir={workdir}')
+  _one_line_error(result, '--overwrite')

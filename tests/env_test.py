@@ -1,0 +1,125 @@
+"""Tests for purl_tf.env on the benchmark CNN with real Fashion-MNIST batches."""
+
+import numpy as np
+import pytest
+from tf_agents.environments import utils
+
+from purl_tf import config_defaults, data, env as env_lib, models, reward, train
+from purl_tf.compat import keras, tf
+
+
+@pytest.fixture(scope='module')
+def splits():
+  config = config_defaults.base_config().data
+  config.train_size = 512
+  config.reward_size = 256
+  config.test_size = 256
+  config.batch_size = 32
+  return data.get_splits(config, seed=0)
+
+
+def _env(splits, **kwargs):
+  keras.utils.set_random_seed(0)
+  model = models.fmnist_cnn()
+  train.compile_model(model, 1e-3)
+  train.fine_tune(model, splits.train, epochs=1, steps=8)
+  args = dict(finetune_steps=2, subset_batches=4, eval_batches=2)
+  args.update(kwargs)
+  return env_lib.PruningEnv(model, splits.train, splits.reward,
+                            reward.TargetPenaltyReward(), 0.8, **args)
+
+
+def testEnv_PassesTfAgentsSpecChecks(splits):
+  utils.validate_py_environment(_env(splits), episodes=2)
+
+
+def testEpisode_RewardAtEveryStepAndEndsAfterLastLayer(splits):
+  env = _env(splits)
+  time_step = env.reset()
+  assert time_step.is_first()
+  rewards = []
+  for t in range(env.num_layers):
+    assert not time_step.is_last()
+    time_step = env.step(np.int64(3))
+    rewards.append(float(time_step.reward))
+  assert time_step.is_last() and len(env.step_log) == env.num_layers == 4
+  assert all(np.isfinite(rewards)) and any(r != 0 for r in rewards)
+  assert [s['layer'] for s in env.step_log] == ['conv1', 'conv2', 'fc1', 'fc2']
+
+
+def testBudgetClamp_EveryEpisodeMeetsTheTarget(splits):
+  env = _env(splits)
+  env.reset()
+  for _ in range(env.num_layers):
+    env.step(np.int64(0))  # the agent asks for no pruning at all
+  assert env.reached_sparsity() >= 0.8
+
+
+def testStep_ChangesOnlyItsLayerWithoutNewVariablesOrRetracing(splits):
+  env = _env(splits, clamp=False)
+  env.reset()
+  env.step(np.int64(10))  # first step traces train/eval functions
+  n_vars = len(env.model.variables)
+  train_fn = env.model.train_function
+  traces = train_fn.experimental_get_tracing_count()
+  for _ in range(2):
+    env.reset()
+    for t in range(env.num_layers):
+      env.step(np.int64(10))
+      targets = [float(v.numpy()) for v in env._targets]  # pylint: disable=protected-access
+      assert targets == [0.5] * (t + 1) + [0.0] * (env.num_layers - t - 1)
+  assert len(env.model.variables) == n_vars
+  assert env.model.train_function is train_fn
+  assert train_fn.experimental_get_tracing_count() == traces
+
+
+def testReset_RestoresDenseWeights(splits):
+  env = _env(splits)
+  env.reset()
+  before = [w.copy() for w in env.model.get_weights()]
+  for _ in range(env.num_layers):
+    env.step(np.int64(19))
+  env.reset()
+  for a, b in zip(before, env.model.get_weights()):
+    np.testing.assert_array_equal(a, b)
+
+
+def testDivergedFinetune_EndsEpisodeWithPenalty(splits):
+  env = _env(splits, learning_rate=1e12, optimizer='sgd', nan_penalty=-5.0)
+  env.reset()
+  steps = 0
+  time_step = env.reset()
+  while not time_step.is_last():
+    time_step = env.step(np.int64(5))
+    steps += 1
+  assert env.step_log[-1]['diverged']
+  assert float(time_step.reward) == -5.0
+
+
+def testNoFinetune_StillMasksTheLayer(splits):
+  env = _env(splits, finetune_steps=0)
+  env.reset()
+  env.step(np.int64(10))
+  kernel = env.model.get_layer('prune_low_magnitude_conv1').layer.kernel.numpy()
+  assert np.mean(kernel == 0) == pytest.approx(0.5, abs=1 / 288)
+
+
+@pytest.mark.parametrize('t,index,chosen,expected', [
+    # params 100/100/800 and target 0.9: 900 weights must go.
+    (0, 0, [], 9),           # the rest take at most 0.95*900 = 855: 45 here
+    (0, 12, [], 12),         # an action above the least is kept
+    (1, 0, [0.95], 9),       # 95 done, 760 at most after: 45 here
+    (1, 0, [0.5], 18),       # 50 done, 760 at most after: 90 here
+    (2, 0, [0.0, 0.0], 19),  # the last layer cannot reach it: the maximum
+])
+def testBudgetClamp_HandComputed(t, index, chosen, expected):
+  grid = env_lib.action_grid()
+  params = [100, 100, 800]
+  got = env_lib.budget_clamp(grid, index, t, params, chosen, 0.9)
+  assert got == expected
+
+
+def testActionGrid_Validates():
+  assert len(env_lib.action_grid()) == 20
+  with pytest.raises(ValueError):
+    env_lib.action_grid(0.0, 1.0, 0.05)

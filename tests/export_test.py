@@ -1,0 +1,52 @@
+"""Tests for purl_tf.export: TF Serving layout, signature, atomic publish."""
+
+import os
+from unittest import mock
+
+import numpy as np
+import pytest
+
+from purl_tf import export, models
+from purl_tf.compat import tf
+
+
+def testExport_RoundTripsThroughServingSignature(tmp_path):
+  model = models.fmnist_cnn()
+  path = export.export_for_serving(model, str(tmp_path), 'fmnist')
+  assert path == os.path.join(str(tmp_path), 'fmnist', '1')
+  assert os.path.exists(os.path.join(path, 'saved_model.pb'))
+  assert os.path.isdir(os.path.join(path, 'variables'))
+  loaded = tf.saved_model.load(path)
+  serve = loaded.signatures['serving_default']
+  assert list(serve.structured_input_signature[1]) == [export.INPUT_NAME]
+  assert list(serve.structured_outputs) == [export.OUTPUT_NAME]
+  x = np.random.RandomState(0).rand(4, 28, 28, 1).astype(np.float32)
+  got = serve(image=tf.constant(x))[export.OUTPUT_NAME].numpy()
+  np.testing.assert_allclose(got, model.predict(x, verbose=0), atol=1e-6)
+
+
+def testExport_NextVersionAndNoLeftovers(tmp_path):
+  model = models.fmnist_cnn()
+  export.export_for_serving(model, str(tmp_path), 'm')
+  second = export.export_for_serving(model, str(tmp_path), 'm')
+  assert second.endswith(os.path.join('m', '2'))
+  assert sorted(os.listdir(tmp_path / 'm')) == ['1', '2']
+  with pytest.raises(ValueError, match='exists already'):
+    export.export_for_serving(model, str(tmp_path), 'm', version=2)
+
+
+def testInterruptedExport_LeavesNoVersionDirectory(tmp_path):
+  model = models.fmnist_cnn()
+  with mock.patch.object(tf.saved_model, 'save', side_effect=KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt):
+      export.export_for_serving(model, str(tmp_path), 'm')
+  assert os.listdir(tmp_path / 'm') == []
+
+
+def testGzipSize_PrunedIsSmaller(tmp_path):
+  model = models.fmnist_cnn()
+  dense = export.gzip_size_of_model(model)
+  for layer in model.layers:
+    if layer.weights:
+      layer.set_weights([np.zeros_like(w) for w in layer.get_weights()])
+  assert export.gzip_size_of_model(model) < 0.2 * dense
