@@ -35,6 +35,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.preprocess = 'grey'
   c.data.image_size = 28
   c.data.num_classes = 10     # synthetic data only; real data says its own.
+  c.data.synthetic_train = 512  # name='synthetic_imagenet': generated images
+  c.data.synthetic_test = 128   # of synthetic_side^2 pixels, for smoke runs
+  c.data.synthetic_side = 80    # of the ImageNet code path.
 
   c.strategy = ml_collections.ConfigDict()
   c.strategy.name = 'auto'
@@ -104,3 +107,23 @@ def base_config() -> ml_collections.ConfigDict:
   c.export.model_name = ''        # '' : the model's own name.
   c.export.version = 0            # 0 : the next free version.
   return c
+
+
+def shrink_for_smoke(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Cuts a config's search and fine-tunes down to a real but tiny run.
+
+  The `:smoke` variants use this so that they exercise every stage (dense
+  training, a search with warm-up, greedy and learning episodes, the final
+  fine-tune and export) within minutes on 2 CPU cores.
+  """
+  config.train.epochs = min(int(config.train.epochs), 1) or 1
+  config.finetune.epochs = 1
+  config.search.episodes = 6
+  config.search.greedy_every = 3
+  config.search.finetune_steps = 5
+  config.search.subset_batches = 20
+  config.agent.warmup_episodes = 2
+  config.agent.epsilon_decay_episodes = 3
+  config.agent.train_iterations = 5
+  config.agent.batch_size = 8
+  return config

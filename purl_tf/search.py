@@ -21,6 +21,7 @@ import dataclasses
 import json
 import os
 import time
+import warnings
 from typing import Optional
 
 from tf_agents.policies import policy_saver
@@ -183,10 +184,16 @@ def run_search(config, workdir: str, *, resume: bool = False,
        'return': state.best['return'], 'episode': state.best['episode'],
        'dense_reward_accuracy': env.dense_accuracy})
   pol.save(os.path.join(workdir, 'policy.json'))
-  policy_saver.PolicySaver(learner.agent.policy, batch_size=None).save(
-      os.path.join(workdir, 'greedy_policy'))
-  print(f'best policy from episode {state.best["episode"] + 1}: '
-        f'{ {k: round(v, 3) for k, v in pol.sparsity.items()} }', flush=True)
+  with warnings.catch_warnings():
+    # The saved policy's action spec is a tfp type; loading it needs tf_agents
+    # imported, which PolicySaver's users do anyway.
+    warnings.filterwarnings('ignore', 'Encoding a StructuredValue')
+    policy_saver.PolicySaver(learner.agent.policy, batch_size=None).save(
+        os.path.join(workdir, 'greedy_policy'))
+  shown = {k: round(v, 3) for k, v in list(pol.sparsity.items())[:8]}
+  more = f' (+{len(names) - 8} more in policy.json)' if len(names) > 8 else ''
+  print(f'best policy from episode {state.best["episode"] + 1}: {shown}{more}',
+        flush=True)
   return experiment.finish(
       ctx, pol.sparsity, target=target, method='purl', verbose=verbose,
       started=start, extra={'search': {
