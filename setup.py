@@ -51,6 +51,7 @@ setuptools.setup(
     entry_points={'console_scripts': [
         'purl-prune=purl_tf.tools.prune:run',
         'purl-search=purl_tf.tools.search:run',
+        'purl-report=purl_tf.tools.report:run',
     ]},
     license='Apache-2.0',
 )

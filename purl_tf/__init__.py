@@ -1,8 +1,30 @@
 """purl_tf: prune Keras networks layer by layer with reinforcement learning.
 
+The public API. This module only re-exports; see each function's docstring.
+
+  search(model, train_ds, reward_ds, config=None, ...) -> Policy
+  apply(model, policy, schedule=None) -> wrapped model for your own fit()
+  callbacks(log_dir=None)        UpdatePruningStep (+ PruningSummaries)
+  strip(model)                   the plain model, masked weights kept
+  sparsity_report(model)         per-layer and global sparsity
+  export_for_serving(model, export_dir, model_name, version=None)
+  Policy                         per-layer sparsity + model fingerprint
+  default_config()               the defaults every config starts from
+  constant_schedule(), polynomial_schedule(end_step)
+
 Importing purl_tf selects Keras 2 (`TF_USE_LEGACY_KERAS=1`) before TensorFlow
-loads; see `purl_tf.compat`.
+loads: import it before tensorflow. See `purl_tf.compat`.
 """
 
-from purl_tf import compat as _compat  # pylint: disable=unused-import
+from purl_tf import compat as _compat  # pylint: disable=unused-import  (first)
+from purl_tf.config_defaults import base_config as default_config
+from purl_tf.export import export_for_serving
+from purl_tf.keras_api import apply, callbacks, search
+from purl_tf.policy import Policy
+from purl_tf.pruning import (constant_schedule, polynomial_schedule,
+                             sparsity_report, strip)
 from purl_tf.version import __version__
+
+__all__ = ['search', 'apply', 'callbacks', 'strip', 'sparsity_report',
+           'export_for_serving', 'Policy', 'default_config',
+           'constant_schedule', 'polynomial_schedule', '__version__']

@@ -6,16 +6,24 @@ applies, so baselines and PuRL's policies take the same code path.
   uniform           every prunable layer at the target (what tfmot users do).
   global_magnitude  one magnitude threshold over all prunable weights; each
                     layer's sparsity is the share of its weights below it.
+  sensitivity       Distiller-style: prune each layer alone at several
+                    sparsities, measure the reward-split accuracy drop, then
+                    pick per-layer sparsities that meet the target with the
+                    least summed drop (an exact knapsack over a discretised
+                    parameter budget).
 """
 
+import math
 from typing import Dict
 
 import numpy as np
 
-from purl_tf import pruning
+from purl_tf import pruning, train
 from purl_tf.compat import keras
 
-METHODS = ('uniform', 'global_magnitude')
+METHODS = ('uniform', 'global_magnitude', 'sensitivity')
+SENSITIVITY_GRID = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9,
+                    0.95, 0.98, 0.99)
 
 
 def _check_target(target: float):
@@ -72,10 +80,107 @@ def global_magnitude(model: keras.Model, target: float,
   return {i.name: min(capped.get(i.name, 0.0), max_layer_sparsity) for i in infos}
 
 
-def allocate(method: str, model: keras.Model, target: float) -> Dict[str, float]:
-  """Dispatches to an allocation method by name."""
+def sensitivity_scan(model: keras.Model, reward_ds, grid=SENSITIVITY_GRID,
+                     eval_batches: int = 0) -> Dict[str, Dict[float, float]]:
+  """Reward-split accuracy with each layer alone pruned to each grid value.
+
+  No fine-tune: this measures how much each layer's own weights matter, as
+  Distiller's sensitivity analysis does. The model is wrapped once and its
+  weights restored from memory between measurements.
+
+  Returns:
+    `{layer_name: {sparsity: accuracy}}`.
+  """
+  infos = pruning.prunable_layers(model)
+  wrapped = pruning.apply_sparsity_map(model, {i.name: 0.0 for i in infos})
+  train.compile_model(wrapped, 1e-3)
+  weights = [w.copy() for w in wrapped.get_weights()]
+  wrappers = pruning.wrappers(wrapped)
+  steps = int(eval_batches) or None
+  scan: Dict[str, Dict[float, float]] = {}
+  for info in infos:
+    scan[info.name] = {}
+    for s in grid:
+      wrapped.set_weights(weights)
+      pruning.prune_now(wrappers[info.name], float(s))
+      scan[info.name][float(s)] = train.evaluate(wrapped, reward_ds, steps)
+  return scan
+
+
+def pick_by_sensitivity(infos, scan: Dict[str, Dict[float, float]],
+                        target: float, units: int = 10000) -> Dict[str, float]:
+  """Per-layer sparsities meeting `target` with the least summed accuracy drop.
+
+  A knapsack by dynamic programming: each layer's option s contributes
+  `floor(units * params * s / total)` pruned-weight units (rounded down, so
+  the reached sparsity is never below what the units say) and a drop
+  `acc(0) - acc(s)`; the least total drop reaching `ceil(units * target)`
+  units wins. Ties go to the smaller sparsity.
+
+  Raises:
+    ValueError: the grid cannot reach the target.
+  """
+  _check_target(target)
+  total = sum(i.params for i in infos)
+  need = int(math.ceil(units * target - 1e-9))
+  best = np.full(need + 1, np.inf)  # least drop with min(units, need) reached
+  best[0] = 0.0
+  trace = []
+  for info in infos:
+    options = sorted(scan[info.name].items())
+    base = options[0][1]
+    nxt = np.full(need + 1, np.inf)
+    prev = np.zeros(need + 1, np.int64)
+    pick = np.zeros(need + 1, np.int64)
+    for k, (s, acc) in enumerate(options):
+      gain = min(need, int(math.floor(units * info.params * s / total)))
+      drop = max(0.0, base - acc)
+      cand = np.full(need + 1, np.inf)
+      from_ = np.zeros(need + 1, np.int64)
+      if gain < need:
+        cand[gain:need] = best[:need - gain] + drop
+        from_[gain:need] = np.arange(need - gain)
+      lo = need - gain
+      j = lo + int(np.argmin(best[lo:]))
+      cand[need], from_[need] = best[j] + drop, j
+      better = cand < nxt
+      nxt[better], prev[better], pick[better] = cand[better], from_[better], k
+    best = nxt
+    trace.append((prev, pick, options))
+  if not np.isfinite(best[need]):
+    raise ValueError(f'the sensitivity grid cannot reach target {target}')
+  result, state = {}, need
+  for info, (prev, pick, options) in zip(reversed(infos), reversed(trace)):
+    result[info.name] = float(options[pick[state]][0])
+    state = prev[state]
+  return {i.name: result[i.name] for i in infos}
+
+
+def sensitivity(model: keras.Model, target: float, reward_ds,
+                grid=SENSITIVITY_GRID, eval_batches: int = 0) -> Dict[str, float]:
+  """The sensitivity allocation (see the module docstring)."""
+  _check_target(target)
+  scan = sensitivity_scan(model, reward_ds, grid, eval_batches)
+  return pick_by_sensitivity(pruning.prunable_layers(model), scan, target)
+
+
+def allocate(method: str, model: keras.Model, target: float,
+             reward_ds=None, eval_batches: int = 0) -> Dict[str, float]:
+  """Dispatches to an allocation method by name.
+
+  Args:
+    method: one of `METHODS`.
+    model: the trained dense model.
+    target: global target sparsity.
+    reward_ds: the reward split, for 'sensitivity'.
+    eval_batches: reward batches per measurement for 'sensitivity' (0: all).
+  """
   if method == 'uniform':
     return uniform(model, target)
   if method == 'global_magnitude':
     return global_magnitude(model, target)
+  if method == 'sensitivity':
+    if reward_ds is None:
+      raise ValueError('the sensitivity allocation needs the reward split')
+    return sensitivity(model, target, reward_ds, eval_batches=eval_batches)
   raise ValueError(f'unknown allocation {method!r}; one of {METHODS} or policy')

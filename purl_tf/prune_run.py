@@ -16,7 +16,7 @@ def run_prune(config, workdir: str, *, allocation_name: str = 'uniform',
   Args:
     config: a purl_tf config (see `configs/`).
     workdir: where `summary.json`, TensorBoard events and `export/` go.
-    allocation_name: 'uniform', 'global_magnitude' or 'policy'.
+    allocation_name: 'uniform', 'global_magnitude', 'sensitivity' or 'policy'.
     sparsity: the global target; defaults to `config.prune.sparsity`.
     policy_path: a `policy.json` (from `purl-search`) for allocation 'policy'.
     overwrite: replace a different run in `workdir`.
@@ -48,7 +48,9 @@ def run_prune(config, workdir: str, *, allocation_name: str = 'uniform',
     sparsity_map = pol.sparsity
     target = float(pol.metrics.get('target_sparsity', target))
   else:
-    sparsity_map = allocation.allocate(allocation_name, ctx.dense, target)
+    sparsity_map = allocation.allocate(
+        allocation_name, ctx.dense, target, reward_ds=ctx.splits.reward,
+        eval_batches=int(config.search.eval_batches))
   print(f'allocation {allocation_name}: '
         f'{ {k: round(v, 3) for k, v in sparsity_map.items()} }', flush=True)
   return experiment.finish(ctx, sparsity_map, target=target,

@@ -52,3 +52,35 @@ def testBadTarget_RaisesValueError(bad):
 def testUnknownMethod_RaisesValueError():
   with pytest.raises(ValueError, match='unknown allocation'):
     allocation.allocate('random', models.fmnist_cnn(), 0.5)
+
+
+def testPickBySensitivity_PrunesTheInsensitiveLayerFirst():
+  infos = pruning.prunable_layers(_two_layer_model(
+      np.ones((10, 10), np.float32), np.ones((10, 10), np.float32)))
+  scan = {'a': {0.0: 0.9, 0.5: 0.5, 0.9: 0.1},     # a is sensitive
+          'b': {0.0: 0.9, 0.5: 0.89, 0.9: 0.88}}   # b is not
+  assert allocation.pick_by_sensitivity(infos, scan, 0.45) == {'a': 0.0, 'b': 0.9}
+  # 0.7 needs 140 of 200 weights: b at 0.9 (90) + a at 0.5 (50).
+  assert allocation.pick_by_sensitivity(infos, scan, 0.7) == {'a': 0.5, 'b': 0.9}
+
+
+def testPickBySensitivity_UnreachableTargetRaises():
+  infos = pruning.prunable_layers(models.fmnist_cnn())
+  scan = {i.name: {0.0: 0.9, 0.5: 0.8} for i in infos}
+  with pytest.raises(ValueError, match='cannot reach'):
+    allocation.pick_by_sensitivity(infos, scan, 0.6)
+
+
+def testSensitivity_OnATrainedNetMeetsTheTarget():
+  from purl_tf import data, config_defaults, train
+  config = config_defaults.base_config().data
+  config.update(train_size=1024, reward_size=256, batch_size=64)
+  splits = data.get_splits(config)
+  model = models.fmnist_cnn()
+  train.compile_model(model, 1e-3)
+  train.fine_tune(model, splits.train, epochs=1)
+  got = allocation.allocate('sensitivity', model, 0.9, reward_ds=splits.reward,
+                            eval_batches=2)
+  infos = pruning.prunable_layers(model)
+  assert pruning.global_sparsity(infos, got) >= 0.9
+  assert pruning.global_sparsity(infos, got) <= 0.92

@@ -16,7 +16,7 @@ from ml_collections import config_flags
 
 import purl_tf  # pylint: disable=unused-import  (selects Keras 2 first)
 from purl_tf import cli_errors
-from purl_tf import search
+from purl_tf import search_run
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Path to a config file, with an optional :variant.',
@@ -37,7 +37,7 @@ def main(argv):
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   cli_errors.quiet_logging()
   with cli_errors.friendly_errors('purl-search'):
-    summary = search.run_search(_CONFIG.value, _WORKDIR.value,
+    summary = search_run.run_search(_CONFIG.value, _WORKDIR.value,
                                 resume=_RESUME.value, overwrite=_OVERWRITE.value)
   print(cli_errors.format_summary(summary))
 

@@ -1,0 +1,110 @@
+"""purl_tf inside a user's own Keras training code.
+
+  import purl_tf                                   # before tensorflow
+  policy = purl_tf.search(model, train_ds, reward_ds, target_sparsity=0.9)
+  pruned = purl_tf.apply(model, policy,
+                         schedule=purl_tf.polynomial_schedule(end_step=2000))
+  pruned.compile(...)
+  pruned.fit(train_ds, epochs=3, callbacks=purl_tf.callbacks(log_dir='logs'))
+  final = purl_tf.strip(pruned)
+  purl_tf.export_for_serving(final, 'serving', 'my_model')
+
+These functions are re-exported by `purl_tf/__init__.py`, the public API.
+"""
+
+import copy
+import os
+from typing import List, Mapping, Optional, Union
+
+from purl_tf import config_defaults, policy as policy_lib, pruning, search_loop
+from purl_tf.compat import keras, tfmot
+
+
+def search(model: keras.Model, train_ds, reward_ds, config=None, *,
+           target_sparsity: Optional[float] = None,
+           workdir: Optional[str] = None, strategy=None,
+           verbose: bool = True) -> policy_lib.Policy:
+  """Runs the PuRL search on a trained Keras model and returns the policy.
+
+  The model is not changed: the search works on a wrapped clone, resetting it
+  to `model`'s weights between episodes.
+
+  Args:
+    model: a trained Sequential or functional model whose last layer gives
+      class probabilities (sparse integer labels).
+    train_ds: batched `(image, label)` training data for the short fine-tunes
+      (the first `config.search.subset_batches` batches are cached).
+    reward_ds: batched validation data for the per-step rewards; keep the
+      test set out of it.
+    config: a purl_tf config (`purl_tf.default_config()`; its `search`, `env`,
+      `reward`, `agent` and `prune` parts are read). Not modified.
+    target_sparsity: the global target; overrides `config.prune.sparsity`.
+    workdir: when set, episodes.jsonl, checkpoints, TensorBoard events,
+      policy.json and the greedy policy are written there.
+    strategy: a `tf.distribute` strategy for the fine-tunes; default: the
+      current one.
+    verbose: print one line per episode.
+
+  Returns:
+    The best `Policy` found (it meets the sparsity budget).
+
+  Raises:
+    ValueError: a subclassed model, no prunable layer, bad config values.
+  """
+  config = copy.deepcopy(config) if config is not None else (
+      config_defaults.base_config())
+  if target_sparsity is not None:
+    if not 0.0 <= float(target_sparsity) < 1.0:
+      raise ValueError(f'target_sparsity {target_sparsity} is outside [0, 1)')
+    config.prune.sparsity = float(target_sparsity)
+  pruning.prunable_layers(model)
+  if workdir:
+    os.makedirs(workdir, exist_ok=True)
+  env = search_loop.build_env(model, train_ds, reward_ds, config, strategy)
+  loop = search_loop.SearchLoop(env, config, workdir, verbose=verbose)
+  loop.run()
+  pol = loop.policy(model)
+  if workdir:
+    loop.save_policy(pol)
+  return pol
+
+
+def apply(model: keras.Model,
+          policy: Union[policy_lib.Policy, Mapping[str, float], str],
+          schedule: Optional[pruning.ScheduleFn] = None) -> keras.Model:
+  """Wraps a clone of `model` to reach a policy's per-layer sparsity.
+
+  Train the result with your own `compile`/`fit` and `purl_tf.callbacks()`.
+
+  Args:
+    model: the model (the same architecture the policy was found for).
+    policy: a `Policy`, a `{layer_name: sparsity}` map, or a policy.json path.
+    schedule: `f(layer_name, target) -> tfmot PruningSchedule`, e.g.
+      `purl_tf.polynomial_schedule(end_step)` (default:
+      `purl_tf.constant_schedule()`).
+
+  Returns:
+    The wrapped clone, initialised from `model`'s weights.
+
+  Raises:
+    ValueError: the policy does not fit the model (names the layers).
+  """
+  if isinstance(policy, str):
+    policy = policy_lib.Policy.load(policy)
+  elif not isinstance(policy, policy_lib.Policy):
+    policy = policy_lib.Policy(dict(policy))
+  policy.check(model)
+  return pruning.apply_sparsity_map(model, policy.sparsity, schedule)
+
+
+def callbacks(log_dir: Optional[str] = None) -> List[keras.callbacks.Callback]:
+  """The callbacks a wrapped model's `fit` needs.
+
+  Args:
+    log_dir: when set, tfmot `PruningSummaries` write per-layer sparsity
+      there for TensorBoard.
+  """
+  cbs = [tfmot.sparsity.keras.UpdatePruningStep()]
+  if log_dir:
+    cbs.append(tfmot.sparsity.keras.PruningSummaries(log_dir=log_dir))
+  return cbs

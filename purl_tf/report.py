@@ -1,0 +1,154 @@
+"""Plots and a Markdown summary from the outputs of purl-prune / purl-search.
+
+  per_layer_sparsity.png   grouped bars: each run's reached per-layer sparsity
+  search_curves.png        episode return and final reward-split accuracy per
+                           episode (search runs)
+  accuracy_vs_sparsity.png test accuracy against reached sparsity (2+ runs)
+  report.md                a table of the runs and the pictures
+"""
+
+import json
+import os
+from typing import Dict, List, Sequence
+
+import numpy as np
+
+from purl_tf import io_utils
+
+
+def _pyplot():
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  return plt
+
+
+def load_run(workdir: str) -> dict:
+  """Reads a run's summary.json (required) and search outputs (optional).
+
+  Raises:
+    ValueError: the workdir holds no finished run.
+  """
+  path = os.path.join(workdir, 'summary.json')
+  if not os.path.exists(path):
+    raise ValueError(f'{workdir} holds no summary.json: not a finished '
+                     'purl-prune or purl-search run')
+  with open(path) as f:
+    run = {'workdir': workdir, 'summary': json.load(f)}
+  run['episodes'] = io_utils.read_jsonl(os.path.join(workdir, 'episodes.jsonl'))
+  return run
+
+
+def label(run: dict) -> str:
+  s = run['summary']
+  return f'{s["method"]} @{s["target_sparsity"]:.2f} ({os.path.basename(run["workdir"].rstrip("/"))})'
+
+
+def plot_per_layer(runs: Sequence[dict], path: str, labels=None):
+  """Grouped bars of reached per-layer sparsity, one group per layer."""
+  plt = _pyplot()
+  layers = list(runs[0]['summary']['per_layer_sparsity'])
+  width = 0.8 / len(runs)
+  fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(layers) * len(runs) + 2), 4))
+  x = np.arange(len(layers))
+  for k, run in enumerate(runs):
+    values = [run['summary']['per_layer_sparsity'].get(n, 0.0) for n in layers]
+    ax.bar(x + k * width, values, width,
+           label=labels[k] if labels else label(run))
+  ax.set_xticks(x + width * (len(runs) - 1) / 2)
+  ax.set_xticklabels(layers, rotation=60 if len(layers) > 6 else 0, ha='right'
+                     if len(layers) > 6 else 'center', fontsize=8)
+  ax.set_ylabel('sparsity')
+  ax.set_ylim(0, 1)
+  ax.set_title('per-layer sparsity')
+  ax.legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+
+
+def plot_search(episodes: List[dict], path: str, title='PuRL search'):
+  """Episode return and the final reward-split accuracy over episodes."""
+  plt = _pyplot()
+  fig, ax = plt.subplots(figsize=(7, 4))
+  ep = [e['episode'] + 1 for e in episodes]
+  ret = [e['return'] for e in episodes]
+  ax.plot(ep, ret, '.-', label='episode return')
+  greedy = [(e['episode'] + 1, e['return']) for e in episodes if e.get('greedy')]
+  if greedy:
+    ax.plot(*zip(*greedy), 'o', mfc='none', label='greedy episodes')
+  best = np.maximum.accumulate(ret)
+  ax.plot(ep, best, '--', label='best so far')
+  ax.set_xlabel('episode')
+  ax.set_ylabel('return')
+  ax2 = ax.twinx()
+  ax2.plot(ep, [e['accuracies'][-1] for e in episodes], color='tab:green',
+           alpha=0.5, label='final reward-split accuracy')
+  ax2.set_ylabel('reward-split accuracy')
+  lines = ax.get_legend_handles_labels()
+  lines2 = ax2.get_legend_handles_labels()
+  ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], fontsize=8, loc='lower right')
+  ax.set_title(title)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+
+
+def plot_accuracy_vs_sparsity(points: Dict[str, List[tuple]], path: str,
+                              dense_accuracy=None, title='test accuracy vs sparsity'):
+  """`points`: {method: [(sparsity, accuracy), ...]}."""
+  plt = _pyplot()
+  fig, ax = plt.subplots(figsize=(6, 4))
+  for method, pts in sorted(points.items()):
+    pts = sorted(pts)
+    ax.plot([p[0] for p in pts], [p[1] for p in pts], 'o-', label=method)
+  if dense_accuracy is not None:
+    ax.axhline(dense_accuracy, color='grey', ls=':', label='dense')
+  ax.set_xlabel('reached global sparsity')
+  ax.set_ylabel('test accuracy')
+  ax.set_title(title)
+  ax.legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+
+
+def render(workdirs: Sequence[str], out_dir: str) -> str:
+  """Writes the PNGs and report.md for one or more runs; returns report.md."""
+  runs = [load_run(w) for w in workdirs]
+  os.makedirs(out_dir, exist_ok=True)
+  lines = ['# purl_tf report', '',
+           '| run | method | target | reached | dense test acc | pruned test acc '
+           '| gzip vs dense | total wall s |', '|---|---|---|---|---|---|---|---|']
+  for run in runs:
+    s = run['summary']
+    total = (s.get('wall_s') or {}).get('total')
+    total = f'{total:.0f}' if total is not None else '-'
+    lines.append(
+        f'| {run["workdir"]} | {s["method"]} | {s["target_sparsity"]:.3f} | '
+        f'{s["reached_global_sparsity"]:.4f} | {s["dense_test_accuracy"]:.4f} | '
+        f'{s["pruned_test_accuracy"]:.4f} | {s["gzip_bytes"]["ratio"]:.3f} | '
+        f'{total} |')
+  plot_per_layer(runs, os.path.join(out_dir, 'per_layer_sparsity.png'))
+  lines += ['', '![per-layer sparsity](per_layer_sparsity.png)']
+  for k, run in enumerate(runs):
+    if run['episodes']:
+      name = 'search_curves.png' if k == 0 else f'search_curves_{k}.png'
+      plot_search(run['episodes'], os.path.join(out_dir, name), label(run))
+      best = run['summary'].get('search', {})
+      lines += ['', f'Search of {run["workdir"]}: {len(run["episodes"])} '
+                f'episodes, best from episode {best.get("best_episode", 0) + 1}.',
+                '', f'![search]({name})']
+  if len(runs) > 1:
+    points: Dict[str, List[tuple]] = {}
+    for run in runs:
+      s = run['summary']
+      points.setdefault(s['method'], []).append(
+          (s['reached_global_sparsity'], s['pruned_test_accuracy']))
+    plot_accuracy_vs_sparsity(points, os.path.join(out_dir, 'accuracy_vs_sparsity.png'),
+                              runs[0]['summary']['dense_test_accuracy'])
+    lines += ['', '![accuracy vs sparsity](accuracy_vs_sparsity.png)']
+  path = os.path.join(out_dir, 'report.md')
+  with open(path, 'w') as f:
+    f.write('\n'.join(lines) + '\n')
+  return path

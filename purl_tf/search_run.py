@@ -1,0 +1,51 @@
+"""`purl-search`: the PuRL search on a config's model and data, then the
+final stage (fine-tune, test evaluation, strip, export).
+
+Outputs in the workdir: those of `search_loop.SearchLoop` (episodes.jsonl,
+search_state.json, checkpoints/, tensorboard/search, policy.json,
+greedy_policy/) and of `experiment.finish` (summary.json, export/).
+"""
+
+import os
+import time
+
+from purl_tf import experiment, search_loop
+
+
+def run_search(config, workdir: str, *, resume: bool = False,
+               overwrite: bool = False, verbose: int = 2) -> dict:
+  """Runs the PuRL search and the final stage; returns the summary dict.
+
+  Args:
+    config: a purl_tf config.
+    workdir: output directory.
+    resume: continue the run in `workdir` from its last checkpoint.
+    overwrite: replace a different run in `workdir`.
+    verbose: Keras progress output of the dense training and final fine-tune.
+
+  Raises:
+    ValueError: bad config, data or workdir.
+  """
+  start = time.perf_counter()
+  experiment.prepare_workdir(workdir, config, kind='search',
+                             overwrite=overwrite, resume=resume)
+  ctx = experiment.prepare(config, workdir, verbose=verbose)
+  env = search_loop.build_env(ctx.dense, ctx.splits.train, ctx.splits.reward,
+                              config, ctx.strategy)
+  loop = search_loop.SearchLoop(env, config, workdir)
+  if resume and loop.restore():
+    print(f'resuming at episode {loop.state.episode}', flush=True)
+  state = loop.run()
+  pol = loop.policy(ctx.dense)
+  loop.save_policy(pol)
+  shown = {k: round(v, 3) for k, v in list(pol.sparsity.items())[:8]}
+  more = (f' (+{len(pol.sparsity) - 8} more in policy.json)'
+          if len(pol.sparsity) > 8 else '')
+  print(f'best policy from episode {state.best["episode"] + 1}: {shown}{more}',
+        flush=True)
+  return experiment.finish(
+      ctx, pol.sparsity, target=loop.target, method='purl', verbose=verbose,
+      started=start, extra={'search': {
+          'episodes': state.episode, 'best_episode': state.best['episode'],
+          'search_s': state.search_s, 'env_steps': state.env_steps,
+          'policy': os.path.abspath(os.path.join(workdir, 'policy.json'))}})

@@ -1,0 +1,110 @@
+"""The public Python API, used as a user's own Keras code would."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import purl_tf
+from purl_tf import config_defaults, data, models
+from purl_tf.compat import keras, tf
+from tests.conftest import REPO, subprocess_env
+
+
+@pytest.fixture(scope='module')
+def splits():
+  config = config_defaults.base_config().data
+  config.update(train_size=1024, reward_size=256, test_size=256, batch_size=64)
+  return data.get_splits(config)
+
+
+def _tiny_config():
+  config = purl_tf.default_config()
+  config.search.episodes = 3
+  config.search.finetune_steps = 2
+  config.search.subset_batches = 4
+  config.search.eval_batches = 2
+  config.agent.warmup_episodes = 1
+  config.agent.train_iterations = 2
+  config.agent.batch_size = 4
+  return config
+
+
+def _trained(splits):
+  model = models.fmnist_cnn()
+  model.compile('adam', 'sparse_categorical_crossentropy', metrics=['accuracy'])
+  model.fit(splits.train, epochs=1, verbose=0)
+  return model
+
+
+def testPublicApi_OnlyReExports():
+  for name in purl_tf.__all__:
+    assert hasattr(purl_tf, name), name
+  assert purl_tf.search.__module__ == 'purl_tf.keras_api'
+  assert purl_tf.strip.__module__ == 'purl_tf.pruning'
+
+
+def testSearch_ReturnsPolicyMeetingTheBudgetAndLeavesModelAlone(splits, tmp_path):
+  model = _trained(splits)
+  before = [w.copy() for w in model.get_weights()]
+  policy = purl_tf.search(model, splits.train, splits.reward, _tiny_config(),
+                          target_sparsity=0.8, workdir=str(tmp_path),
+                          verbose=False)
+  assert set(policy.sparsity) == {'conv1', 'conv2', 'fc1', 'fc2'}
+  assert policy.metrics['global_sparsity'] >= 0.8 - 0.005
+  assert os.path.exists(tmp_path / 'policy.json')
+  for a, b in zip(before, model.get_weights()):
+    np.testing.assert_array_equal(a, b)
+
+
+def testPolicy_AppliesToAFreshModelInTheUsersOwnFit(splits, tmp_path):
+  policy = purl_tf.Policy({'conv1': 0.3, 'conv2': 0.6, 'fc1': 0.95, 'fc2': 0.5},
+                          purl_tf.policy.fingerprint(models.fmnist_cnn()))
+  path = str(tmp_path / 'policy.json')
+  policy.save(path)
+  fresh = models.fmnist_cnn()  # same architecture, new weights
+  pruned = purl_tf.apply(fresh, path, schedule=purl_tf.polynomial_schedule(
+      end_step=8, frequency=2))
+  pruned.compile('adam', 'sparse_categorical_crossentropy', metrics=['accuracy'])
+  pruned.fit(splits.train, epochs=1, steps_per_epoch=12, verbose=0,
+             callbacks=purl_tf.callbacks(log_dir=str(tmp_path / 'logs')))
+  report = purl_tf.sparsity_report(purl_tf.strip(pruned))
+  for name, target in policy.sparsity.items():
+    assert report['layers'][name] == pytest.approx(target, abs=0.005), name
+  assert os.listdir(tmp_path / 'logs')
+
+
+def testPolicyForAnotherModel_NamesTheMismatchedLayers(tmp_path):
+  policy = purl_tf.Policy({'conv1': 0.5, 'other_dense': 0.5})
+  with pytest.raises(ValueError, match=r"other_dense.*conv2"):
+    purl_tf.apply(models.fmnist_cnn(), policy)
+  resnet_policy = purl_tf.Policy(
+      {n: 0.5 for n in ('conv1', 'conv2', 'fc1', 'fc2')}, fingerprint='0' * 16)
+  with pytest.raises(ValueError, match='fingerprint'):
+    purl_tf.apply(models.fmnist_cnn(), resnet_policy)
+
+
+@pytest.mark.parametrize('text,match', [
+    ('{not json', 'not valid JSON'),
+    ('{"sparsity": {"fc1": 1.5}}', 'outside'),
+    ('[1, 2]', 'sparsity'),
+])
+def testMalformedPolicyFile_RaisesValueError(tmp_path, text, match):
+  path = tmp_path / 'p.json'
+  path.write_text(text)
+  with pytest.raises(ValueError, match=match):
+    purl_tf.Policy.load(str(path))
+
+
+def testExample_RunsEndToEnd(tmp_path):
+  result = subprocess.run(
+      [sys.executable, os.path.join(REPO, 'examples', 'keras_integration.py'),
+       '--quick', f'--export_dir={tmp_path}'],
+      capture_output=True, text=True, env=subprocess_env(), timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert 'exported to' in result.stdout
+  sparsity = float(result.stdout.split('global sparsity')[1].split()[0])
+  assert sparsity >= 0.895
+  assert os.path.exists(tmp_path / 'fmnist_keras' / '1' / 'saved_model.pb')

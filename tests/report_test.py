@@ -1,0 +1,42 @@
+"""purl-report renders PNGs and Markdown from run outputs."""
+
+import json
+import os
+
+import pytest
+
+from purl_tf import io_utils, report
+
+
+def _fake_run(path, method, target, accuracy, episodes=0):
+  os.makedirs(path)
+  layers = {'conv1': target - 0.1, 'fc1': target + 0.02}
+  io_utils.write_json_atomic(os.path.join(path, 'summary.json'), {
+      'method': method, 'target_sparsity': target,
+      'reached_global_sparsity': target, 'dense_test_accuracy': 0.9,
+      'pruned_test_accuracy': accuracy, 'per_layer_sparsity': layers,
+      'gzip_bytes': {'ratio': 0.1}, 'wall_s': {'total': 12.0},
+      'search': {'best_episode': 1} if episodes else {}})
+  for k in range(episodes):
+    io_utils.append_jsonl(os.path.join(path, 'episodes.jsonl'), {
+        'episode': k, 'return': -1.0 + 0.1 * k, 'greedy': k == 2,
+        'accuracies': [0.8, 0.85]})
+  return str(path)
+
+
+def testRender_WritesEveryPictureAndATable(tmp_path):
+  runs = [_fake_run(tmp_path / 's', 'purl', 0.9, 0.87, episodes=4),
+          _fake_run(tmp_path / 'u', 'uniform', 0.9, 0.85)]
+  path = report.render(runs, str(tmp_path / 'out'))
+  text = open(path).read()
+  assert '| purl | 0.900 |' in text and '| uniform | 0.900 |' in text
+  for name in ('per_layer_sparsity.png', 'search_curves.png',
+               'accuracy_vs_sparsity.png'):
+    with open(tmp_path / 'out' / name, 'rb') as f:
+      assert f.read(8) == b'\x89PNG\r\n\x1a\n'
+    assert name in text
+
+
+def testRender_NotARun_RaisesValueError(tmp_path):
+  with pytest.raises(ValueError, match='summary.json'):
+    report.render([str(tmp_path)], str(tmp_path / 'out'))
