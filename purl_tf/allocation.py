@@ -80,6 +80,28 @@ def global_magnitude(model: keras.Model, target: float,
   return {i.name: min(capped.get(i.name, 0.0), max_layer_sparsity) for i in infos}
 
 
+def fit_to_target(infos, sparsity_map: Dict[str, float], target: float,
+                  max_sparsity: float = pruning.MAX_SPARSITY) -> Dict[str, float]:
+  """Rescales a per-layer map so that its global sparsity is `target` exactly.
+
+  Above the target every sparsity is scaled by target/global (the layers
+  keep their proportions); below it every density (1 - s) is scaled by
+  (1 - target)/(1 - global). Used on PuRL's best episode, whose grid and
+  budget clamp usually overshoot the target by a few points, so that every
+  method is compared at the same sparsity.
+  """
+  _check_target(target)
+  reached = pruning.global_sparsity(infos, sparsity_map)
+  if reached <= 0.0 or abs(reached - target) < 1e-9:
+    return dict(sparsity_map)
+  if reached > target:
+    k = target / reached
+    return {n: float(s) * k for n, s in sparsity_map.items()}
+  k = (1.0 - target) / (1.0 - reached)
+  return {n: min(max_sparsity, 1.0 - (1.0 - float(s)) * k)
+          for n, s in sparsity_map.items()}
+
+
 def sensitivity_scan(model: keras.Model, reward_ds, grid=SENSITIVITY_GRID,
                      eval_batches: int = 0) -> Dict[str, Dict[float, float]]:
   """Reward-split accuracy with each layer alone pruned to each grid value.

@@ -72,6 +72,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.search.nan_penalty = -2.0     # reward of a diverged step (ends the episode).
   c.search.sparsity_tolerance = 0.005  # an episode meets the budget within this.
   c.search.checkpoint_every = 1   # episodes between checkpoints.
+  # Rescale the best episode to meet the target exactly (the grid and clamp
+  # overshoot it), so methods are compared at one sparsity.
+  c.search.fit_to_target = True
 
   c.env = ml_collections.ConfigDict()
   c.env.action_min = 0.0
@@ -127,3 +130,22 @@ def shrink_for_smoke(config: ml_collections.ConfigDict) -> ml_collections.Config
   config.agent.train_iterations = 5
   config.agent.batch_size = 8
   return config
+
+
+def load(spec: str) -> ml_collections.ConfigDict:
+  """Loads `path/to/config.py[:variant]` as `--config=` does.
+
+  Raises:
+    ValueError: the file does not exist or has no `get_config`.
+  """
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  import os  # pylint: disable=g-import-not-at-top
+  path, _, variant = spec.partition(':')
+  if not os.path.exists(path):
+    raise ValueError(f'config file {path} does not exist')
+  module_spec = importlib.util.spec_from_file_location('purl_config', path)
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  if not hasattr(module, 'get_config'):
+    raise ValueError(f'{path} has no get_config()')
+  return module.get_config(variant or None)

@@ -19,14 +19,16 @@ import json
 import os
 import time
 import warnings
-from typing import Optional
+from typing import Callable, Optional
 
+from absl import logging
 from tf_agents.policies import policy_saver
 from tf_agents.utils import common
 
 from purl_tf import agent as agent_lib
 from purl_tf import env as env_lib
-from purl_tf import io_utils, policy as policy_lib, reward as reward_lib
+from purl_tf import allocation, io_utils, policy as policy_lib, pruning
+from purl_tf import reward as reward_lib
 from purl_tf.compat import keras, tf
 
 
@@ -75,6 +77,7 @@ class SearchLoop:
     self.verbose = verbose
     self.learner = agent_lib.Learner(env, config.agent)
     self.state = SearchState()
+    self.records = []  # this process's episode records, as in episodes.jsonl
     self.target = float(config.prune.sparsity)
     self.tolerance = float(config.search.sparsity_tolerance)
     self.names = [i.name for i in env.infos]
@@ -110,8 +113,13 @@ class SearchLoop:
       f.writelines(json.dumps(r, sort_keys=True) + '\n' for r in rows)
     return True
 
-  def run(self) -> SearchState:
-    """Plays episodes up to `config.search.episodes`; returns the state."""
+  def run(self, on_episode: Optional[Callable[[dict], None]] = None) -> SearchState:
+    """Plays episodes up to `config.search.episodes`; returns the state.
+
+    Args:
+      on_episode: called with each finished episode's record (benchmarks
+        sample memory there).
+    """
     c = self.config
     episodes = int(c.search.episodes)
     if self.verbose:
@@ -121,6 +129,8 @@ class SearchLoop:
     for episode in range(self.state.episode, episodes):
       record = self._episode(episode)
       self._log(record)
+      if on_episode is not None:
+        on_episode(record)
     if self.state.best is None:
       raise ValueError(
           f'no episode met the sparsity budget {self.target} within '
@@ -161,6 +171,7 @@ class SearchLoop:
                                            'global_sparsity', 'accuracies')}
     state.episode = episode + 1
     state.search_s += record['wall_s']
+    self.records.append(record)
     return record
 
   def _log(self, record: dict):
@@ -202,14 +213,24 @@ class SearchLoop:
     self._writer.flush()
 
   def policy(self, model: keras.Model) -> policy_lib.Policy:
-    """The best episode as a `Policy` for `model` (the searched model)."""
+    """The best episode as a `Policy` for `model` (the searched model).
+
+    With `search.fit_to_target` the episode's sparsities are rescaled to meet
+    the target exactly (`allocation.fit_to_target`); the episode's own values
+    stay in the policy's metrics as `episode_sparsity`.
+    """
     best = self.state.best
     if best is None:
       raise ValueError('no episode has met the sparsity budget yet')
+    found = dict(zip(self.names, best['sparsity']))
+    chosen = (allocation.fit_to_target(self.env.infos, found, self.target)
+              if self.config.search.fit_to_target else found)
     return policy_lib.Policy(
-        dict(zip(self.names, best['sparsity'])), policy_lib.fingerprint(model),
+        chosen, policy_lib.fingerprint(model),
         {'target_sparsity': self.target,
-         'global_sparsity': best['global_sparsity'],
+         'global_sparsity': pruning.global_sparsity(self.env.infos, chosen),
+         'episode_global_sparsity': best['global_sparsity'],
+         'episode_sparsity': found,
          'reward_accuracy': best['accuracies'][-1], 'return': best['return'],
          'episode': best['episode'],
          'dense_reward_accuracy': self.env.dense_accuracy})
@@ -221,5 +242,11 @@ class SearchLoop:
       # The saved policy's action spec is a tfp type; loading it needs
       # tf_agents imported, which PolicySaver's users do anyway.
       warnings.filterwarnings('ignore', 'Encoding a StructuredValue')
-      policy_saver.PolicySaver(self.learner.agent.policy, batch_size=None).save(
-          self._path('greedy_policy'))
+      verbosity = logging.get_verbosity()
+      # tf-agents' input names ('0/step_type') make TF warn once per input.
+      logging.set_verbosity(logging.ERROR)
+      try:
+        policy_saver.PolicySaver(self.learner.agent.policy, batch_size=None).save(
+            self._path('greedy_policy'))
+      finally:
+        logging.set_verbosity(verbosity)

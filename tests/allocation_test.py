@@ -84,3 +84,16 @@ def testSensitivity_OnATrainedNetMeetsTheTarget():
   infos = pruning.prunable_layers(model)
   assert pruning.global_sparsity(infos, got) >= 0.9
   assert pruning.global_sparsity(infos, got) <= 0.92
+
+
+@pytest.mark.parametrize('found', [
+    {'conv1': 0.0, 'conv2': 0.75, 'fc1': 0.95, 'fc2': 0.4},   # overshoots
+    {'conv1': 0.2, 'conv2': 0.5, 'fc1': 0.85, 'fc2': 0.1},    # falls short
+])
+def testFitToTarget_MeetsTargetAndKeepsTheOrder(found):
+  infos = pruning.prunable_layers(models.fmnist_cnn())
+  got = allocation.fit_to_target(infos, found, 0.9)
+  assert pruning.global_sparsity(infos, got) == pytest.approx(0.9, abs=1e-6)
+  order = sorted(found, key=found.get)
+  assert sorted(got, key=got.get) == order
+  assert all(0.0 <= s < 1.0 for s in got.values())
