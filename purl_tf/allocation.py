@@ -137,7 +137,8 @@ def pick_by_sensitivity(infos, scan: Dict[str, Dict[float, float]],
   `floor(units * params * s / total)` pruned-weight units (rounded down, so
   the reached sparsity is never below what the units say) and a drop
   `acc(0) - acc(s)`; the least total drop reaching `ceil(units * target)`
-  units wins. Ties go to the smaller sparsity.
+  units wins. Ties go to the smaller sparsity. The grid makes the pick
+  overshoot the target a little; `fit_to_target` then rescales it exactly.
 
   Raises:
     ValueError: the grid cannot reach the target.
@@ -175,7 +176,7 @@ def pick_by_sensitivity(infos, scan: Dict[str, Dict[float, float]],
   for info, (prev, pick, options) in zip(reversed(infos), reversed(trace)):
     result[info.name] = float(options[pick[state]][0])
     state = prev[state]
-  return {i.name: result[i.name] for i in infos}
+  return fit_to_target(infos, {i.name: result[i.name] for i in infos}, target)
 
 
 def sensitivity(model: keras.Model, target: float, reward_ds,
