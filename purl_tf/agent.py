@@ -81,11 +81,29 @@ class Learner:
     self.replay = tf_uniform_replay_buffer.TFUniformReplayBuffer(
         self.agent.collect_data_spec, batch_size=1,
         max_length=int(config.replay_capacity))
+    self._train_fn = common.function(self.agent.train)
+    self.reseed(None)
+
+  def reseed(self, seed: Optional[int]):
+    """Restarts every random stream of the agent from `seed`.
+
+    TensorFlow's stateful random ops (epsilon-greedy draws, replay sampling)
+    take their seeds when their function or dataset is built, from the global
+    seed and a counter. Setting the global seed and rebuilding the policy
+    functions and the replay iterator makes what follows depend on `seed`
+    alone, not on what ran before in this process: the search reseeds at
+    every episode, so a resumed search draws exactly what an uninterrupted
+    one would.
+
+    Args:
+      seed: the new global seed; None keeps the current one.
+    """
+    if seed is not None:
+      tf.random.set_seed(int(seed))
     self._collect = py_tf_eager_policy.PyTFEagerPolicy(
         self.agent.collect_policy, use_tf_function=True)
     self._greedy = py_tf_eager_policy.PyTFEagerPolicy(
         self.agent.policy, use_tf_function=True)
-    self._train_fn = common.function(self.agent.train)
     self._iterator = None
 
   def run_episode(self, greedy: bool = False, record: bool = True) -> dict:

@@ -15,6 +15,10 @@ def base_config() -> ml_collections.ConfigDict:
   """Returns the full default config (Fashion-MNIST, benchmark CNN)."""
   c = ml_collections.ConfigDict()
   c.seed = 0
+  # tf.config.experimental.enable_op_determinism(): a search resumed after a
+  # kill finds the same policy as an uninterrupted one (on CPU). Some GPU
+  # kernels have no deterministic version; set False there.
+  c.deterministic = True
 
   c.model = ml_collections.ConfigDict()
   c.model.name = 'fmnist_cnn'

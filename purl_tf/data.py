@@ -45,8 +45,15 @@ class DataError(ValueError):
 
 @dataclasses.dataclass
 class Splits:
-  """Batched pipelines and what a model needs to know about them."""
+  """Batched pipelines and what a model needs to know about them.
+
+  `search_train` holds the same examples as `train` in an order fixed by the
+  seed alone (shuffled once, not per pass): the search caches its first
+  batches, and they must not depend on how often `train` was read before
+  (a resumed search skips the dense training).
+  """
   train: tf.data.Dataset
+  search_train: tf.data.Dataset
   reward: tf.data.Dataset
   test: tf.data.Dataset
   input_shape: Tuple[int, ...]
@@ -163,12 +170,12 @@ def preprocess_fn(kind: str, image_size: int, training: bool):
 
 
 def _pipeline(ds, kind, image_size, batch_size, training, seed,
-              cache=False, deterministic=True):
+              cache=False, deterministic=True, reshuffle=True):
   options = tf.data.Options()
   options.deterministic = deterministic
   ds = ds.with_options(options)
   if training:
-    ds = ds.shuffle(10_000, seed=seed, reshuffle_each_iteration=True)
+    ds = ds.shuffle(10_000, seed=seed, reshuffle_each_iteration=reshuffle)
   ds = ds.map(preprocess_fn(kind, image_size, training),
               num_parallel_calls=tf.data.AUTOTUNE)
   ds = ds.batch(batch_size, drop_remainder=training)
@@ -289,10 +296,12 @@ def get_splits(config, seed: int = 0) -> Splits:
     train, reward, test, nt, nr, ne = _from_arrays(xt, yt, xe, ye, config, seed)
   else:
     train, reward, test, nt, nr, ne, classes = _tfds_splits(config, seed)
+  search_train = _pipeline(train, kind, image_size, batch, True, seed,
+                           reshuffle=False)
   train = _pipeline(train, kind, image_size, batch, True, seed)
   reward = _pipeline(reward, kind, image_size, batch, False, seed, cache=True)
   test = _pipeline(test, kind, image_size, batch, False, seed)
   shape = tuple(train.element_spec[0].shape[1:])
-  return Splits(train=train, reward=reward, test=test, input_shape=shape,
+  return Splits(train=train, search_train=search_train, reward=reward, test=test, input_shape=shape,
                 num_classes=classes, num_train=nt, num_reward=nr, num_test=ne,
                 batch_size=batch)

@@ -121,7 +121,7 @@ class PruningEnv(py_environment.PyEnvironment):
     nan_penalty: reward of a step whose fine-tune loss became NaN/inf; that
       step ends the episode.
     frequency: re-mask every N training steps.
-    seed: seeds the fine-tune subset's order.
+    seed: seeds the fine-tune subset's order (see `reseed`).
   """
 
   def __init__(self, model: keras.Model, train_ds: tf.data.Dataset,
@@ -163,8 +163,9 @@ class PruningEnv(py_environment.PyEnvironment):
     self._wrappers = pruning.wrappers(self.model)
     self._initial_weights = [w.copy() for w in self.model.get_weights()]
     self._initial_opt = [v.numpy() for v in self.model.optimizer.variables]
-    self._train_ds = (train_ds.take(int(subset_batches)).cache()
-                      .shuffle(int(subset_batches), seed=seed).repeat())
+    self._subset_batches = int(subset_batches)
+    self._cached_ds = train_ds.take(self._subset_batches).cache()
+    self.reseed(seed)
     self._reward_ds = reward_ds
     self.dense_accuracy = train.evaluate(self.model, reward_ds, self._eval_steps)
     self.step_log: List[Dict[str, float]] = []
@@ -193,6 +194,17 @@ class PruningEnv(py_environment.PyEnvironment):
   @property
   def target_sparsity(self) -> float:
     return self._target
+
+  def reseed(self, seed: int):
+    """Fixes the order of the fine-tune batches from now on.
+
+    The search calls this at every episode with a seed derived from the
+    episode number, so an episode's batches do not depend on how many
+    episodes this process has run: a resumed search replays them exactly.
+    """
+    self._train_ds = self._cached_ds.shuffle(
+        self._subset_batches, seed=int(seed),
+        reshuffle_each_iteration=True).repeat()
 
   # --- state ------------------------------------------------------------------
   def reached_sparsity(self) -> float:

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import platform
+import shutil
 import time
 from typing import Callable, Dict, Optional
 
@@ -48,46 +49,73 @@ def config_json(config) -> dict:
       config, 'to_json_best_effort') else dict(config)
 
 
-def prepare_workdir(workdir: str, config, *, kind: str, overwrite: bool = False,
-                    resume: bool = False):
-  """Creates `workdir`, refusing one that holds a different run.
+DENSE_WEIGHTS = 'dense.weights.h5'
+
+
+def _workdir_record(config, kind):
+  return {'kind': kind, 'config': config_json(config)}
+
+
+def check_workdir(workdir: str, config, *, kind: str, overwrite: bool = False,
+                  resume: bool = False):
+  """Refuses a workdir that holds a different run; writes nothing.
 
   Args:
     workdir: output directory.
-    config: this run's config; saved as `config.json`.
+    config: this run's config.
     kind: 'prune' or 'search'.
-    overwrite: replace whatever run the workdir holds.
+    overwrite: the run there will be replaced (by `init_workdir`).
     resume: continue the run the workdir holds (its config must match).
 
   Raises:
-    WorkdirError: the workdir holds a different run and neither flag allows it.
+    WorkdirError: the workdir holds a run and neither flag allows it, or
+      --resume finds another config or nothing to resume.
   """
-  os.makedirs(workdir, exist_ok=True)
   path = os.path.join(workdir, 'config.json')
-  record = {'kind': kind, 'config': config_json(config)}
-  if os.path.exists(path) and not overwrite:
-    with open(path) as f:
-      try:
-        old = json.load(f)
-      except json.JSONDecodeError:
-        old = None
-    if not resume:
-      raise WorkdirError(
-          f'workdir {workdir} already holds a run; pass --resume to continue '
-          'it or --overwrite to replace it')
-    if old != record:
-      raise WorkdirError(
-          f'workdir {workdir} holds a run with another config; --resume needs '
-          'the same config (or pass --overwrite to replace it)')
   if overwrite:
+    return
+  if not os.path.exists(path):
+    if os.path.isdir(workdir) and os.listdir(workdir) and not resume:
+      raise WorkdirError(f'workdir {workdir} is not empty and holds no purl_tf '
+                         'run; pick another or pass --overwrite')
+    return
+  if not resume:
+    raise WorkdirError(f'workdir {workdir} already holds a run; pass --resume '
+                       'to continue it or --overwrite to replace it')
+  try:
+    with open(path) as f:
+      old = json.load(f)
+  except json.JSONDecodeError:
+    old = None
+  if old != _workdir_record(config, kind):
+    raise WorkdirError(f'workdir {workdir} holds a run with another config; '
+                       '--resume needs the same config (or pass --overwrite '
+                       'to replace it)')
+
+
+def init_workdir(ctx: 'Context', *, kind: str, overwrite: bool = False):
+  """Creates the workdir once every input has been read and checked.
+
+  Clears it first with `overwrite` (only now, so that a bad input never
+  costs the user the run that was there), then writes `config.json` and the
+  trained dense weights (a resumed search starts from exactly these).
+  """
+  workdir = ctx.workdir
+  if overwrite and os.path.isdir(workdir):
     for name in os.listdir(workdir):
       target = os.path.join(workdir, name)
       if os.path.isdir(target):
-        import shutil  # pylint: disable=g-import-not-at-top
         shutil.rmtree(target)
       else:
         os.remove(target)
-  io_utils.write_json_atomic(path, record)
+  os.makedirs(workdir, exist_ok=True)
+  io_utils.write_json_atomic(os.path.join(workdir, 'config.json'),
+                             _workdir_record(ctx.config, kind))
+  path = os.path.join(workdir, DENSE_WEIGHTS)
+  if not os.path.exists(path):
+    tmp = os.path.join(workdir, f'.tmp-{os.getpid()}-{DENSE_WEIGHTS}')
+    ctx.dense.save_weights(tmp)
+    os.replace(tmp, path)
 
 
 def _dense_cache_path(config) -> Optional[str]:
@@ -103,7 +131,8 @@ def _dense_cache_path(config) -> Optional[str]:
 
 
 def prepare(config, workdir: str, verbose: int = 2,
-            check_model: Optional[Callable[[keras.Model], None]] = None) -> Context:
+            check_model: Optional[Callable[[keras.Model], None]] = None,
+            resume: bool = False) -> Context:
   """Seeds, picks the strategy, builds the data and the trained dense model.
 
   Args:
@@ -112,7 +141,14 @@ def prepare(config, workdir: str, verbose: int = 2,
     verbose: Keras progress output of the dense training.
     check_model: called with the built model before any training, so that
       a bad policy or model fails at once.
+    resume: load the dense weights the workdir's first run trained.
+
+  Writes nothing: `init_workdir` does, once this has succeeded.
   """
+  if bool(config.get('deterministic', True)):
+    # Same seed, same results on CPU; some GPU kernels then refuse to run
+    # (set --config.deterministic=False there).
+    tf.config.experimental.enable_op_determinism()
   keras.utils.set_random_seed(int(config.seed))
   strategy = train.get_strategy(config.strategy)
   splits = data.get_splits(config.data, seed=int(config.seed))
@@ -124,8 +160,12 @@ def prepare(config, workdir: str, verbose: int = 2,
       check_model(dense)
     train.compile_model(dense, config.train.learning_rate, config.train.optimizer)
   cache = _dense_cache_path(config)
+  saved = os.path.join(workdir, DENSE_WEIGHTS) if workdir else ''
   dense_s = 0.0
-  if cache and os.path.exists(cache):
+  if resume and os.path.exists(saved):
+    print(f'dense weights from {saved}', flush=True)
+    dense.load_weights(saved)
+  elif cache and os.path.exists(cache):
     print(f'dense weights from cache {cache}', flush=True)
     dense.load_weights(cache)
   elif int(config.train.epochs) > 0:

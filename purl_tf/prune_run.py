@@ -41,9 +41,10 @@ def run_prune(config, workdir: str, *, allocation_name: str = 'uniform',
     if not policy_path:
       raise ValueError('--allocation=policy needs --policy=FILE')
     pol = policy_lib.Policy.load(policy_path)
-  experiment.prepare_workdir(workdir, config, kind='prune', overwrite=overwrite)
+  experiment.check_workdir(workdir, config, kind='prune', overwrite=overwrite)
   ctx = experiment.prepare(config, workdir, verbose=verbose,
                            check_model=pol.check if pol else None)
+  experiment.init_workdir(ctx, kind='prune', overwrite=overwrite)
   if pol is not None:
     sparsity_map = pol.sparsity
     target = float(pol.metrics.get('target_sparsity', target))

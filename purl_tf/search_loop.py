@@ -141,6 +141,10 @@ class SearchLoop:
   def _episode(self, episode: int) -> dict:
     c = self.config
     t0 = time.perf_counter()
+    # Every random stream restarts from (seed, episode): see Learner.reseed.
+    episode_seed = int(c.seed) * 100_003 + episode
+    self.learner.reseed(episode_seed)
+    self.env.reseed(episode_seed)
     epsilon = agent_lib.epsilon_at(episode, c.agent)
     self.learner.epsilon.assign(epsilon)
     every = int(c.search.greedy_every)

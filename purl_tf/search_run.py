@@ -27,10 +27,11 @@ def run_search(config, workdir: str, *, resume: bool = False,
     ValueError: bad config, data or workdir.
   """
   start = time.perf_counter()
-  experiment.prepare_workdir(workdir, config, kind='search',
-                             overwrite=overwrite, resume=resume)
-  ctx = experiment.prepare(config, workdir, verbose=verbose)
-  env = search_loop.build_env(ctx.dense, ctx.splits.train, ctx.splits.reward,
+  experiment.check_workdir(workdir, config, kind='search',
+                           overwrite=overwrite, resume=resume)
+  ctx = experiment.prepare(config, workdir, verbose=verbose, resume=resume)
+  experiment.init_workdir(ctx, kind='search', overwrite=overwrite)
+  env = search_loop.build_env(ctx.dense, ctx.splits.search_train, ctx.splits.reward,
                               config, ctx.strategy)
   loop = search_loop.SearchLoop(env, config, workdir)
   if resume and loop.restore():
