@@ -2,9 +2,10 @@
 
 A user who points a tool at a wrong directory or file should read one line
 that names the problem and the fix, not a traceback from inside TensorFlow.
-Errors that are the user's (ValueError and its subclasses, missing files) are
-turned into `purl-xxx: error: ...` and exit code 2; anything else is a bug and
-keeps its traceback.
+Errors that are the user's (ValueError and its subclasses, files that are
+missing or cannot be read or written) are turned into `purl-xxx: error: ...`
+and exit code 2; a diverged final fine-tune into exit code 3; anything else
+is a bug and keeps its traceback.
 """
 
 import contextlib
@@ -36,9 +37,44 @@ def friendly_errors(tool: str):
   except train.NonFiniteLossError as e:
     print(f'{tool}: error: {e}', file=sys.stderr)
     sys.exit(EXIT_DIVERGED)
-  except (ValueError, FileNotFoundError) as e:
-    message = str(e).splitlines()[0] if str(e) else type(e).__name__
+  except (ValueError, OSError) as e:
+    lines = [l.strip() for l in str(e).splitlines() if l.strip()]
+    message = lines[0] if lines else type(e).__name__
+    if len(lines) > 1:  # ml_collections puts the file's own error last
+      message += f' ({lines[-1]})'
     print(f'{tool}: error: {message}', file=sys.stderr)
+    sys.exit(EXIT_USER_ERROR)
+
+
+def _root_cause(error: BaseException) -> BaseException:
+  while error.__cause__ is not None or error.__context__ is not None:
+    error = error.__cause__ or error.__context__
+  return error
+
+
+def run_app(main, tool: str):
+  """`absl.app.run(main)`, with one-line errors for a config that fails to load.
+
+  ml_collections loads `--config=FILE` while absl parses flags, before
+  `main` runs; a missing or broken file would end in a traceback from inside
+  the flag parser. Errors raised once `main` has started are left to
+  `friendly_errors` (user errors) or shown in full (bugs).
+  """
+  from absl import app  # pylint: disable=g-import-not-at-top
+  started = []
+
+  def wrapped(argv):
+    started.append(True)
+    return main(argv)
+
+  try:
+    app.run(wrapped)
+  except Exception as e:  # pylint: disable=broad-except
+    if started:
+      raise
+    root = _root_cause(e)
+    print(f'{tool}: error: cannot load --config: {type(root).__name__}: '
+          f'{str(root).splitlines()[0] if str(root) else ""}', file=sys.stderr)
     sys.exit(EXIT_USER_ERROR)
 
 

@@ -154,8 +154,8 @@ def prepare(config, workdir: str, verbose: int = 2,
   splits = data.get_splits(config.data, seed=int(config.seed))
   with strategy.scope():
     dense = models.build(config.model, splits.input_shape, splits.num_classes)
-    models.check_input_shape(dense, splits.input_shape, splits.num_classes)
     pruning.prunable_layers(dense)  # Fails early on unprunable models.
+    models.check_input_shape(dense, splits.input_shape, splits.num_classes)
     if check_model is not None:
       check_model(dense)
     train.compile_model(dense, config.train.learning_rate, config.train.optimizer)

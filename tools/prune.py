@@ -44,7 +44,7 @@ def main(argv):
 
 
 def run():
-  app.run(main)
+  cli_errors.run_app(main, 'purl-prune')
 
 
 if __name__ == '__main__':

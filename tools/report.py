@@ -32,7 +32,7 @@ def main(argv):
 
 
 def run():
-  app.run(main)
+  cli_errors.run_app(main, 'purl-report')
 
 
 if __name__ == '__main__':

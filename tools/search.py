@@ -43,7 +43,7 @@ def main(argv):
 
 
 def run():
-  app.run(main)
+  cli_errors.run_app(main, 'purl-search')
 
 
 if __name__ == '__main__':

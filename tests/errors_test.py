@@ -1,0 +1,132 @@
+"""Every row of the README's error table, through the CLI.
+
+Each case gets one line `purl-xxx: error: ...` containing the README's text,
+a non-zero exit code, no traceback, and leaves no output behind.
+"""
+
+import json
+import os
+import re
+import subprocess
+
+import pytest
+
+import purl_tf
+from purl_tf.compat import keras
+from tests.cli_test import SMOKE
+from tests.conftest import REPO, subprocess_env, tool
+
+
+def _readme_table():
+  with open(os.path.join(REPO, 'README.md')) as f:
+    text = f.read()
+  body = text.split('<!-- errors-table -->')[1].split('<!-- /errors-table -->')[0]
+  rows = {}
+  for line in body.strip().splitlines()[2:]:
+    cells = [c.strip() for c in line.strip().strip('|').split('|')]
+    rows[cells[0]] = re.fullmatch(r'`(.*)`', cells[2]).group(1)
+  return rows
+
+
+TABLE = _readme_table()
+
+
+def _model_file(tmp_path, kind):
+  if kind == 'image-shape':
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Conv2D(4, 3)(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(10, activation='softmax')(x))
+  else:
+    inputs = keras.Input((28, 28, 1))
+    x = keras.layers.Cropping2D(((0, 27), (0, 18)))(inputs)
+    x = keras.layers.Reshape((10,))(x)
+    model = keras.Model(inputs, keras.layers.Softmax()(x))
+  path = str(tmp_path / f'{kind}.keras')
+  model.save(path)
+  return ['--config.model.name=file', f'--config.model.path={path}']
+
+
+def _case_args(case, tmp_path):
+  """(tool, extra arguments) that make `case` happen."""
+  if case == 'missing-data-dir':
+    return 'purl-prune', [f'--config.data.dir={tmp_path / "nowhere"}']
+  if case == 'unknown-dataset':
+    return 'purl-prune', ['--config.data.name=no_such_dataset_xyz',
+                          f'--config.data.tfds_data_dir={tmp_path / "tfds"}']
+  if case in ('image-shape', 'no-prunable-layer'):
+    return 'purl-prune', _model_file(tmp_path, case)
+  if case == 'empty-reward-split':
+    return 'purl-search', ['--config.data.reward_size=0']
+  if case == 'policy-for-other-model':
+    policy = {'sparsity': {'conv1': 0.5, 'dense_7': 0.5}}
+  elif case == 'policy-sparsity-range':
+    policy = {'sparsity': {'conv1': 1.5, 'conv2': 0.5, 'fc1': 0.5, 'fc2': 0.5}}
+  elif case == 'malformed-policy':
+    policy = None
+  else:
+    policy = False
+  if policy is not False:
+    path = tmp_path / 'policy.json'
+    path.write_text(json.dumps(policy) if policy else '{"sparsity": ')
+    return 'purl-prune', ['--allocation=policy', f'--policy={path}']
+  if case in ('malformed-config', 'missing-config'):
+    path = tmp_path / 'config.py'
+    if case == 'malformed-config':
+      path.write_text('def get_config(:\n  pass\n')
+    return 'purl-prune', [f'--config={path}']
+  if case == 'unknown-override':
+    return 'purl-search', ['--config.data.no_such_field=3']
+  if case == 'final-finetune-nan':
+    return 'purl-prune', ['--config.finetune.optimizer=sgd',
+                          '--config.finetune.learning_rate=1e12']
+  raise AssertionError(f'no trigger for README case {case!r}')
+
+
+CLI_CASES = sorted(set(TABLE) - {'subclassed-model', 'workdir-taken'})
+
+
+@pytest.mark.parametrize('case', CLI_CASES)
+def testReadmeErrorCase_OneLineNoOutputLeft(case, tmp_path):
+  name, extra = _case_args(case, tmp_path)
+  workdir = tmp_path / 'workdir'
+  args = [f'--config={SMOKE}', f'--workdir={workdir}'] + extra
+  result = subprocess.run(tool(name) + args, capture_output=True, text=True,
+                          env=subprocess_env(), cwd=REPO, timeout=600)
+  assert result.returncode in (2, 3), (result.returncode, result.stderr[-2000:])
+  assert 'Traceback' not in result.stderr, result.stderr[-3000:]
+  lines = [l for l in result.stderr.splitlines() if l.startswith(f'{name}: error:')]
+  assert len(lines) == 1, result.stderr[-2000:]
+  assert TABLE[case] in lines[0], lines[0]
+  if case != 'final-finetune-nan':
+    assert not workdir.exists(), sorted(os.listdir(workdir))
+
+
+def testReadmeErrorCase_WorkdirTakenIsLeftAlone(tmp_path):
+  workdir = tmp_path / 'workdir'
+  workdir.mkdir()
+  (workdir / 'config.json').write_text('{"kind": "search"}')
+  (workdir / 'policy.json').write_text('{}')
+  result = subprocess.run(
+      tool('purl-prune') + [f'--config={SMOKE}', f'--workdir={workdir}'],
+      capture_output=True, text=True, env=subprocess_env(), cwd=REPO, timeout=300)
+  assert result.returncode == 2
+  assert TABLE['workdir-taken'] in result.stderr
+  assert sorted(os.listdir(workdir)) == ['config.json', 'policy.json']
+
+
+class _Subclassed(keras.Model):
+
+  def __init__(self):
+    super().__init__()
+    self.dense = keras.layers.Dense(10)
+
+  def call(self, x):
+    return self.dense(keras.layers.Flatten()(x))
+
+
+def testReadmeErrorCase_SubclassedModel():
+  model = _Subclassed()
+  model(keras.Input((28, 28, 1)))
+  with pytest.raises(ValueError, match=re.escape(TABLE['subclassed-model'])):
+    purl_tf.apply(model, {'dense': 0.5})
