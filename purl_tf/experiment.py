@@ -220,8 +220,9 @@ def finish(ctx: Context, sparsity_map: Dict[str, float], *, target: float,
   log_dir = os.path.join(ctx.workdir, 'tensorboard', 'finetune')
   result = train.fine_tune(pruned, ctx.splits.train, epochs=int(ft.epochs),
                            log_dir=log_dir, verbose=verbose)
-  stripped = pruning.strip(pruned)
   with ctx.strategy.scope():
+    # Variables a strategy's model evaluates with must be made in its scope.
+    stripped = pruning.strip(pruned)
     train.compile_model(stripped, ft.learning_rate, ft.optimizer)
   test_acc = train.evaluate(stripped, ctx.splits.test)
   report = pruning.sparsity_report(stripped)

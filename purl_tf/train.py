@@ -44,18 +44,21 @@ def get_strategy(config) -> tf.distribute.Strategy:
   name = config.get('name', 'auto')
   if name not in STRATEGIES:
     raise ValueError(f'unknown strategy {name!r}; one of {STRATEGIES}')
-  gpus = tf.config.list_logical_devices('GPU')
+  # Physical devices can be listed without starting TF's runtime; logical
+  # CPUs must be configured before it starts.
+  gpus = tf.config.list_physical_devices('GPU')
+  n_cpus = int(config.get('logical_cpus', 0) or 0)
   if name == 'auto':
     name = 'mirrored' if gpus else 'default'
   if name == 'default':
     return tf.distribute.get_strategy()
+  if n_cpus > 1 and not gpus:
+    configure_logical_cpus(n_cpus)
   if name == 'multi_worker':
     return tf.distribute.MultiWorkerMirroredStrategy()
-  n_cpus = int(config.get('logical_cpus', 0) or 0)
   if gpus:
     return tf.distribute.MirroredStrategy()
   if n_cpus > 1:
-    configure_logical_cpus(n_cpus)
     devices = [d.name for d in tf.config.list_logical_devices('CPU')][:n_cpus]
     return tf.distribute.MirroredStrategy(devices)
   return tf.distribute.MirroredStrategy()
