@@ -14,9 +14,11 @@ import sys
 from absl import logging
 
 from purl_tf import train
+from purl_tf.compat import tf
 
 EXIT_USER_ERROR = 2
 EXIT_DIVERGED = 3
+EXIT_LOST_WORKER = 4
 
 
 def quiet_logging():
@@ -37,6 +39,15 @@ def friendly_errors(tool: str):
   except train.NonFiniteLossError as e:
     print(f'{tool}: error: {e}', file=sys.stderr)
     sys.exit(EXIT_DIVERGED)
+  except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError) as e:
+    # A MultiWorkerMirroredStrategy peer died or stopped answering: say so,
+    # write nothing more (the chief's summary.json never appears).
+    first = str(e).split('Collective ops is aborted by:')[-1].strip()
+    first = first.splitlines()[0] if first else type(e).__name__
+    print(f'{tool}: error: lost a worker ({type(e).__name__}: {first}); '
+          'restart every worker with the same command: the fine-tune resumes '
+          'from its BackupAndRestore state', file=sys.stderr)
+    sys.exit(EXIT_LOST_WORKER)
   except (ValueError, OSError) as e:
     lines = [l.strip() for l in str(e).splitlines() if l.strip()]
     message = lines[0] if lines else type(e).__name__
@@ -87,5 +98,6 @@ def format_summary(summary: dict) -> str:
       f'global sparsity:      {summary["reached_global_sparsity"]:.4f} '
       f'(target {summary["target_sparsity"]:.4f})',
       f'gzip size vs dense:   {summary["gzip_bytes"]["ratio"]:.3f}x',
+      f'weights sha256:       {summary["weights_sha256"]}',
       f'exported to:          {summary["export_path"]}',
   ])

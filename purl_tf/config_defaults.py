@@ -46,6 +46,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.strategy = ml_collections.ConfigDict()
   c.strategy.name = 'auto'
   c.strategy.logical_cpus = 0
+  # multi_worker: seconds a collective may wait for a lost worker before the
+  # others fail with DeadlineExceeded (0: wait for ever).
+  c.strategy.collective_timeout_s = 600
 
   # Dense training, when the model has no trained weights (train.epochs > 0).
   c.train = ml_collections.ConfigDict()

@@ -12,6 +12,8 @@ Sources:
   * any other name: a TensorFlow Datasets builder (`tfds.builder`), prepared
     from `tfds_data_dir`; ImageNet is `imagenet2012` with its tar files in
     `manual_dir`.
+  * `image_folder`: JPEG/PNG files in `dir`/{train,test}/LABEL/ read through
+    `tfds.ImageFolder` (the tests run the ImageNet preprocessing on one).
   * `synthetic_imagenet`: random ImageNet-shaped images, for smoke runs and
     tests of the ImageNet code path on machines without ImageNet.
 """
@@ -118,7 +120,7 @@ def load_fashion_mnist(data_dir: Optional[str] = None):
           (arrays['test_images'], arrays['test_labels']))
 
 
-def preprocess_fn(kind: str, image_size: int, training: bool):
+def preprocess_fn(kind: str, image_size: int, training: bool, seed: int = 0):
   """Returns `f(image, label) -> (image, label)` for a model family.
 
   Args:
@@ -127,6 +129,7 @@ def preprocess_fn(kind: str, image_size: int, training: bool):
       crop otherwise, then the family's normalisation).
     image_size: output side for the ImageNet families.
     training: whether to augment.
+    seed: seeds the augmentation (op determinism needs explicit seeds).
   """
   if kind not in PREPROCESSORS:
     raise ValueError(f'unknown preprocessing {kind!r}; one of {PREPROCESSORS}')
@@ -148,10 +151,10 @@ def preprocess_fn(kind: str, image_size: int, training: bool):
           tf.shape(image), tf.zeros([0, 0, 4], tf.float32),
           min_object_covered=0.1, aspect_ratio_range=(3 / 4, 4 / 3),
           area_range=(0.08, 1.0), max_attempts=10,
-          use_image_if_no_bounding_boxes=True)
+          use_image_if_no_bounding_boxes=True, seed=seed + 1)
       image = tf.slice(image, begin, size)
       image = tf.image.resize(image, (image_size, image_size))
-      image = tf.image.random_flip_left_right(image)
+      image = tf.image.random_flip_left_right(image, seed=seed + 2)
     else:
       # Resize so the crop keeps 87.5% of the shorter side, then crop centrally.
       shape = tf.cast(tf.shape(image)[:2], tf.float32)
@@ -176,7 +179,7 @@ def _pipeline(ds, kind, image_size, batch_size, training, seed,
   ds = ds.with_options(options)
   if training:
     ds = ds.shuffle(10_000, seed=seed, reshuffle_each_iteration=reshuffle)
-  ds = ds.map(preprocess_fn(kind, image_size, training),
+  ds = ds.map(preprocess_fn(kind, image_size, training, seed),
               num_parallel_calls=tf.data.AUTOTUNE)
   ds = ds.batch(batch_size, drop_remainder=training)
   if cache:
@@ -222,6 +225,43 @@ def _synthetic_arrays(config, seed):
     return np.clip(x, 0, 255).astype(np.uint8), y
   (xt, yt), (xe, ye) = make(n_train), make(n_test)
   return xt, yt, xe, ye, classes
+
+
+def _image_folder_splits(config, seed):
+  """`tfds.ImageFolder` at `config.dir`: DIR/{train,test|validation}/LABEL/*.jpg.
+
+  ImageFolder has no sub-split API, so the reward split is every k-th
+  training image (k = train size / reward size), which keeps the classes
+  balanced when files are listed class by class.
+  """
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  root = config.get('dir')
+  if not root or not os.path.isdir(os.path.join(root, 'train')):
+    raise DataError(f'image folder {root!r} has no train/ directory; lay it '
+                    'out as DIR/train/LABEL/*.jpg and DIR/test/LABEL/*.jpg and '
+                    'set --config.data.dir=DIR')
+  builder = tfds.ImageFolder(root)
+  splits = builder.info.splits
+  test_split = 'test' if 'test' in splits else 'validation'
+  if test_split not in splits:
+    raise DataError(f'image folder {root} needs a test/ or validation/ directory')
+  num_train = splits['train'].num_examples
+  reward_size = int(config.reward_size)
+  if reward_size <= 0 or reward_size >= num_train:
+    raise DataError(f'reward split of {reward_size} examples is empty or eats '
+                    f'the whole training set of {num_train}')
+  every = max(2, num_train // reward_size)
+  full = builder.as_dataset(split='train', as_supervised=True,
+                            shuffle_files=False).enumerate()
+  is_reward = lambda i, _: tf.logical_and(i % every == 0, i // every < reward_size)
+  reward = full.filter(is_reward).map(lambda i, ex: ex)
+  train = full.filter(lambda i, ex: tf.logical_not(is_reward(i, ex))).map(
+      lambda i, ex: ex)
+  test = builder.as_dataset(split=test_split, as_supervised=True,
+                            shuffle_files=False)
+  n_reward = min(reward_size, -(-num_train // every))
+  return (train, reward, test, num_train - n_reward, n_reward,
+          splits[test_split].num_examples, builder.info.features['label'].num_classes)
 
 
 def _tfds_splits(config, seed):
@@ -294,6 +334,8 @@ def get_splits(config, seed: int = 0) -> Splits:
   elif config.name == 'synthetic_imagenet':
     xt, yt, xe, ye, classes = _synthetic_arrays(config, seed)
     train, reward, test, nt, nr, ne = _from_arrays(xt, yt, xe, ye, config, seed)
+  elif config.name == 'image_folder':
+    train, reward, test, nt, nr, ne, classes = _image_folder_splits(config, seed)
   else:
     train, reward, test, nt, nr, ne, classes = _tfds_splits(config, seed)
   search_train = _pipeline(train, kind, image_size, batch, True, seed,

@@ -6,12 +6,14 @@ strip and export in one place means every allocation method is judged through
 the same code path and the same fine-tune budget.
 """
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import os
 import platform
 import shutil
+import tempfile
 import time
 from typing import Callable, Dict, Optional
 
@@ -118,6 +120,46 @@ def init_workdir(ctx: 'Context', *, kind: str, overwrite: bool = False):
     os.replace(tmp, path)
 
 
+def is_chief(config) -> bool:
+  """Whether this process writes outputs: always, but on the non-chief
+  workers of `strategy.name=multi_worker` (read from TF_CONFIG, so it is
+  known before TensorFlow's runtime starts)."""
+  if config.strategy.get('name') != 'multi_worker':
+    return True
+  tf_config = json.loads(os.environ.get('TF_CONFIG', '{}') or '{}')
+  task = tf_config.get('task', {})
+  cluster = tf_config.get('cluster', {})
+  if not task:
+    return True
+  if task.get('type') == 'chief':
+    return True
+  return (task.get('type') == 'worker' and int(task.get('index', 0)) == 0 and
+          'chief' not in cluster)
+
+
+@contextlib.contextmanager
+def output_dir(config, workdir: str):
+  """Yields where this process writes: `workdir` on the chief, a private
+  temporary directory (removed afterwards) on other workers, which must still
+  run every step (saving included) to take part in the collectives."""
+  if is_chief(config):
+    yield workdir
+    return
+  tmp = tempfile.mkdtemp(prefix='purl-worker-')
+  try:
+    yield tmp
+  finally:
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def weights_digest(model: keras.Model) -> str:
+  """sha256 of a model's weights: workers that agree print the same one."""
+  digest = hashlib.sha256()
+  for w in model.get_weights():
+    digest.update(w.tobytes())
+  return digest.hexdigest()[:16]
+
+
 def _dense_cache_path(config) -> Optional[str]:
   if not config.train.get('cache_dir'):
     return None
@@ -184,7 +226,8 @@ def prepare(config, workdir: str, verbose: int = 2,
 
 def finish(ctx: Context, sparsity_map: Dict[str, float], *, target: float,
            method: str, verbose: int = 2, extra: Optional[dict] = None,
-           started: Optional[float] = None) -> dict:
+           started: Optional[float] = None,
+           backup_dir: Optional[str] = None) -> dict:
   """Final fine-tune of `sparsity_map`, test evaluation, strip and export.
 
   Writes `summary.json` and `export/` in the workdir.
@@ -197,6 +240,8 @@ def finish(ctx: Context, sparsity_map: Dict[str, float], *, target: float,
     verbose: Keras progress output.
     extra: more fields for the summary.
     started: `time.perf_counter()` at the run's start, for the total wall time.
+    backup_dir: when set, Keras `BackupAndRestore` keeps the fine-tune's
+      progress there, so a restarted (multi-worker) run resumes it.
 
   Returns:
     The summary dict.
@@ -218,8 +263,10 @@ def finish(ctx: Context, sparsity_map: Dict[str, float], *, target: float,
   print(f'final fine-tune ({method}) for {int(ft.epochs)} epoch(s), target '
         f'{target:.3f}', flush=True)
   log_dir = os.path.join(ctx.workdir, 'tensorboard', 'finetune')
+  callbacks = ([keras.callbacks.BackupAndRestore(backup_dir)]
+               if backup_dir else None)
   result = train.fine_tune(pruned, ctx.splits.train, epochs=int(ft.epochs),
-                           log_dir=log_dir, verbose=verbose)
+                           log_dir=log_dir, verbose=verbose, callbacks=callbacks)
   with ctx.strategy.scope():
     # Variables a strategy's model evaluates with must be made in its scope.
     stripped = pruning.strip(pruned)
@@ -244,6 +291,7 @@ def finish(ctx: Context, sparsity_map: Dict[str, float], *, target: float,
       'serving_signature': {'name': 'serving_default',
                             'input': export.INPUT_NAME,
                             'output': export.OUTPUT_NAME},
+      'weights_sha256': weights_digest(stripped),
       'gzip_bytes': {'dense': dense_gz, 'pruned': pruned_gz,
                      'ratio': pruned_gz / dense_gz},
       'wall_s': {'dense_train': ctx.dense_train_s, 'finetune': result['wall_s'],

@@ -1,5 +1,6 @@
 """`purl-prune`: prune a trained network to a global target with one allocation."""
 
+import os
 import time
 from typing import Optional
 
@@ -41,19 +42,23 @@ def run_prune(config, workdir: str, *, allocation_name: str = 'uniform',
     if not policy_path:
       raise ValueError('--allocation=policy needs --policy=FILE')
     pol = policy_lib.Policy.load(policy_path)
-  experiment.check_workdir(workdir, config, kind='prune', overwrite=overwrite)
-  ctx = experiment.prepare(config, workdir, verbose=verbose,
-                           check_model=pol.check if pol else None)
-  experiment.init_workdir(ctx, kind='prune', overwrite=overwrite)
-  if pol is not None:
-    sparsity_map = pol.sparsity
-    target = float(pol.metrics.get('target_sparsity', target))
-  else:
-    sparsity_map = allocation.allocate(
-        allocation_name, ctx.dense, target, reward_ds=ctx.splits.reward,
-        eval_batches=int(config.search.eval_batches))
-  print(f'allocation {allocation_name}: '
-        f'{ {k: round(v, 3) for k, v in sparsity_map.items()} }', flush=True)
-  return experiment.finish(ctx, sparsity_map, target=target,
-                           method=allocation_name, verbose=verbose,
-                           started=start)
+  multi_worker = config.strategy.get('name') == 'multi_worker'
+  with experiment.output_dir(config, workdir) as out:
+    if out == workdir:
+      experiment.check_workdir(workdir, config, kind='prune', overwrite=overwrite)
+    ctx = experiment.prepare(config, out, verbose=verbose,
+                             check_model=pol.check if pol else None)
+    experiment.init_workdir(ctx, kind='prune', overwrite=overwrite)
+    if pol is not None:
+      sparsity_map = pol.sparsity
+      target = float(pol.metrics.get('target_sparsity', target))
+    else:
+      sparsity_map = allocation.allocate(
+          allocation_name, ctx.dense, target, reward_ds=ctx.splits.reward,
+          eval_batches=int(config.search.eval_batches))
+    print(f'allocation {allocation_name}: '
+          f'{ {k: round(v, 3) for k, v in sparsity_map.items()} }', flush=True)
+    return experiment.finish(
+        ctx, sparsity_map, target=target, method=allocation_name,
+        verbose=verbose, started=start,
+        backup_dir=os.path.join(workdir, 'backup') if multi_worker else None)

@@ -27,26 +27,31 @@ def run_search(config, workdir: str, *, resume: bool = False,
     ValueError: bad config, data or workdir.
   """
   start = time.perf_counter()
-  experiment.check_workdir(workdir, config, kind='search',
-                           overwrite=overwrite, resume=resume)
-  ctx = experiment.prepare(config, workdir, verbose=verbose, resume=resume)
-  experiment.init_workdir(ctx, kind='search', overwrite=overwrite)
-  env = search_loop.build_env(ctx.dense, ctx.splits.search_train, ctx.splits.reward,
-                              config, ctx.strategy)
-  loop = search_loop.SearchLoop(env, config, workdir)
-  if resume and loop.restore():
-    print(f'resuming at episode {loop.state.episode}', flush=True)
-  state = loop.run()
-  pol = loop.policy(ctx.dense)
-  loop.save_policy(pol)
-  shown = {k: round(v, 3) for k, v in list(pol.sparsity.items())[:8]}
-  more = (f' (+{len(pol.sparsity) - 8} more in policy.json)'
-          if len(pol.sparsity) > 8 else '')
-  print(f'best policy from episode {state.best["episode"] + 1}: {shown}{more}',
-        flush=True)
-  return experiment.finish(
-      ctx, pol.sparsity, target=loop.target, method='purl', verbose=verbose,
-      started=start, extra={'search': {
-          'episodes': state.episode, 'best_episode': state.best['episode'],
-          'search_s': state.search_s, 'env_steps': state.env_steps,
-          'policy': os.path.abspath(os.path.join(workdir, 'policy.json'))}})
+  multi_worker = config.strategy.get('name') == 'multi_worker'
+  with experiment.output_dir(config, workdir) as out:
+    if out == workdir:
+      experiment.check_workdir(workdir, config, kind='search',
+                               overwrite=overwrite, resume=resume)
+    ctx = experiment.prepare(config, out, verbose=verbose, resume=resume)
+    experiment.init_workdir(ctx, kind='search', overwrite=overwrite)
+    env = search_loop.build_env(ctx.dense, ctx.splits.search_train,
+                                ctx.splits.reward, config, ctx.strategy)
+    loop = search_loop.SearchLoop(env, config, out, verbose=out == workdir)
+    if resume and loop.restore():
+      print(f'resuming at episode {loop.state.episode}', flush=True)
+    state = loop.run()
+    pol = loop.policy(ctx.dense)
+    loop.save_policy(pol)
+    shown = {k: round(v, 3) for k, v in list(pol.sparsity.items())[:8]}
+    more = (f' (+{len(pol.sparsity) - 8} more in policy.json)'
+            if len(pol.sparsity) > 8 else '')
+    print(f'best policy from episode {state.best["episode"] + 1}: {shown}{more}',
+          flush=True)
+    return experiment.finish(
+        ctx, pol.sparsity, target=loop.target, method='purl', verbose=verbose,
+        started=start,
+        backup_dir=os.path.join(workdir, 'backup') if multi_worker else None,
+        extra={'search': {
+            'episodes': state.episode, 'best_episode': state.best['episode'],
+            'search_s': state.search_s, 'env_steps': state.env_steps,
+            'policy': os.path.abspath(os.path.join(workdir, 'policy.json'))}})

@@ -13,6 +13,7 @@ Models that train under a strategy must be created and compiled inside
 """
 
 import math
+import os
 import time
 from typing import List, Optional
 
@@ -55,13 +56,35 @@ def get_strategy(config) -> tf.distribute.Strategy:
   if n_cpus > 1 and not gpus:
     configure_logical_cpus(n_cpus)
   if name == 'multi_worker':
-    return tf.distribute.MultiWorkerMirroredStrategy()
+    if 'TF_CONFIG' not in os.environ:
+      raise ValueError('--config.strategy.name=multi_worker reads the cluster '
+                       'from the TF_CONFIG environment variable, which is not '
+                       'set (see README, "Running on GPUs and clusters")')
+    timeout = float(config.get('collective_timeout_s', 0) or 0) or None
+    # A worker that dies would leave the others blocked in a collective for
+    # ever; with a timeout they fail with DeadlineExceeded instead.
+    options = tf.distribute.experimental.CommunicationOptions(
+        timeout_seconds=timeout)
+    return tf.distribute.MultiWorkerMirroredStrategy(
+        communication_options=options)
   if gpus:
     return tf.distribute.MirroredStrategy()
   if n_cpus > 1:
     devices = [d.name for d in tf.config.list_logical_devices('CPU')][:n_cpus]
     return tf.distribute.MirroredStrategy(devices)
   return tf.distribute.MirroredStrategy()
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+  """Whether this process writes the run's outputs (always, but on the
+  non-chief workers of a MultiWorkerMirroredStrategy)."""
+  resolver = getattr(strategy, 'cluster_resolver', None)
+  if resolver is None or not resolver.task_type:
+    return True
+  if resolver.task_type == 'chief':
+    return True
+  has_chief = 'chief' in resolver.cluster_spec().as_dict()
+  return resolver.task_type == 'worker' and resolver.task_id == 0 and not has_chief
 
 
 def scaled_learning_rate(base_lr: float, strategy, base_batch: int,

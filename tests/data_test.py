@@ -115,3 +115,36 @@ def testSyntheticImagenet_HasTheRequestedShape():
   config.synthetic_test = 16
   splits = data.get_splits(config)
   assert splits.input_shape == (32, 32, 3) and splits.num_train == 48
+
+
+def _jpeg_folder(root, counts=(('train', 10), ('test', 3))):
+  rng = np.random.RandomState(0)
+  for split, n in counts:
+    for label in ('n01440764', 'n01443537', 'n01484850'):
+      d = os.path.join(root, split, label)
+      os.makedirs(d)
+      for k in range(n):
+        image = rng.randint(0, 255, (40 + 3 * k, 56, 3)).astype(np.uint8)
+        tf.io.write_file(os.path.join(d, f'{k}.JPEG'), tf.io.encode_jpeg(image))
+  return root
+
+
+@pytest.mark.parametrize('kind', ['resnet50', 'mobilenet_v2'])
+def testImageFolder_ImagenetPipelineOnGeneratedJpegs(tmp_path, kind):
+  root = _jpeg_folder(str(tmp_path / 'imagenet'))
+  config = _config(name='image_folder', dir=root, preprocess=kind,
+                   image_size=32, reward_size=6, batch_size=4)
+  splits = data.get_splits(config, seed=0)
+  assert (splits.num_train, splits.num_reward, splits.num_test) == (24, 6, 9)
+  assert splits.num_classes == 3 and splits.input_shape == (32, 32, 3)
+  labels = [int(y) for _, yb in splits.reward for y in yb.numpy()]
+  assert len(labels) == 6 and len(set(labels)) == 3  # every class in the reward split
+  n_train = sum(int(x.shape[0]) for x, _ in splits.train)
+  assert n_train == 24  # 6 batches of 4, none dropped
+  x, _ = next(iter(splits.test))
+  assert x.shape[1:] == (32, 32, 3) and x.dtype == tf.float32
+
+
+def testImageFolder_WithoutTrainDir_RaisesDataError(tmp_path):
+  with pytest.raises(data.DataError, match='train/'):
+    data.get_splits(_config(name='image_folder', dir=str(tmp_path)))
