@@ -44,7 +44,9 @@ def get_config(arg=None):
   config.search.eval_batches = 40
   config.search.learning_rate = 1e-4
   config.search.greedy_every = 10
-  config.env.frequency = 10
+  # Mask once when a layer's target is set: a top-k over every kernel at
+  # every step would cost more than the step itself.
+  config.env.frequency = 0
   config.agent.warmup_episodes = 5
   config.agent.epsilon_decay_episodes = 40
   if arg == 'smoke':
@@ -70,6 +72,5 @@ def _smoke(config):
   config.search.finetune_steps = 1
   config.search.subset_batches = 2
   config.search.eval_batches = 1
-  config.env.frequency = 1
   config.agent.warmup_episodes = 1
   config.finetune.learning_rate = 1e-3

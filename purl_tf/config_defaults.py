@@ -49,6 +49,10 @@ def base_config() -> ml_collections.ConfigDict:
   # multi_worker: seconds a collective may wait for a lost worker before the
   # others fail with DeadlineExceeded (0: wait for ever).
   c.strategy.collective_timeout_s = 600
+  # False: data.batch_size is the global batch, learning rates as written.
+  # True: data.batch_size is per replica, the global batch is that times the
+  # replicas, and every learning rate is multiplied by the replicas.
+  c.strategy.scale_batch_with_replicas = False
 
   # Dense training, when the model has no trained weights (train.epochs > 0).
   c.train = ml_collections.ConfigDict()
@@ -88,7 +92,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.env.action_max = 0.95
   c.env.action_step = 0.05
   c.env.budget_clamp = True
-  c.env.frequency = 1             # re-mask every N fine-tune steps.
+  c.env.frequency = 1             # re-mask every N fine-tune steps; 0: only
+                                  # when the layer's target is set (big nets).
 
   c.reward = ml_collections.ConfigDict()
   c.reward.name = 'target_penalty'

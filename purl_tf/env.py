@@ -120,7 +120,7 @@ class PruningEnv(py_environment.PyEnvironment):
     learning_rate, optimizer: of the short fine-tunes.
     nan_penalty: reward of a step whose fine-tune loss became NaN/inf; that
       step ends the episode.
-    frequency: re-mask every N training steps.
+    frequency: re-mask every N fine-tune steps (0: only when a target is set).
     seed: seeds the fine-tune subset's order (see `reseed`).
   """
 
@@ -249,6 +249,10 @@ class PruningEnv(py_environment.PyEnvironment):
                            self._target)
     sparsity = float(self._grid[index])
     self._targets[t].assign(sparsity)
+    # Mask the layer now; the schedule re-masks during the fine-tune only
+    # every `frequency` steps (never with 0), so big nets avoid a top-k over
+    # every kernel at every step.
+    pruning.prune_now(self._wrappers[self.infos[t].name], sparsity)
     self._chosen.append(sparsity)
     start = time.perf_counter()
     diverged = False
@@ -258,8 +262,6 @@ class PruningEnv(py_environment.PyEnvironment):
                         steps=self._finetune_steps)
       except train.NonFiniteLossError:
         diverged = True
-    else:
-      pruning.prune_now(self._wrappers[self.infos[t].name], sparsity)
     finetune_s = time.perf_counter() - start
     start = time.perf_counter()
     if diverged:

@@ -7,6 +7,7 @@ the same code path and the same fine-tune budget.
 """
 
 import contextlib
+import copy
 import dataclasses
 import hashlib
 import json
@@ -35,6 +36,7 @@ class Context:
   dense: keras.Model            # trained, compiled, built in strategy scope
   dense_test_accuracy: float
   dense_train_s: float
+  lr_scale: float = 1.0         # learning-rate factor for the global batch
 
 
 def versions() -> Dict[str, str]:
@@ -193,14 +195,24 @@ def prepare(config, workdir: str, verbose: int = 2,
     tf.config.experimental.enable_op_determinism()
   keras.utils.set_random_seed(int(config.seed))
   strategy = train.get_strategy(config.strategy)
-  splits = data.get_splits(config.data, seed=int(config.seed))
+  data_config = config.data
+  lr_scale = 1.0
+  if config.strategy.get('scale_batch_with_replicas'):
+    # data.batch_size is then per replica; learning rates scale linearly with
+    # the global batch (Goyal et al., 2017).
+    replicas = strategy.num_replicas_in_sync
+    data_config = copy.deepcopy(config.data)
+    data_config.batch_size = int(config.data.batch_size) * replicas
+    lr_scale = float(replicas)
+  splits = data.get_splits(data_config, seed=int(config.seed))
   with strategy.scope():
     dense = models.build(config.model, splits.input_shape, splits.num_classes)
     pruning.prunable_layers(dense)  # Fails early on unprunable models.
     models.check_input_shape(dense, splits.input_shape, splits.num_classes)
     if check_model is not None:
       check_model(dense)
-    train.compile_model(dense, config.train.learning_rate, config.train.optimizer)
+    train.compile_model(dense, config.train.learning_rate * lr_scale,
+                        config.train.optimizer)
   cache = _dense_cache_path(config)
   saved = os.path.join(workdir, DENSE_WEIGHTS) if workdir else ''
   dense_s = 0.0
@@ -221,7 +233,8 @@ def prepare(config, workdir: str, verbose: int = 2,
       os.replace(tmp, cache)
   acc = train.evaluate(dense, splits.test)
   print(f'dense test accuracy {acc:.4f}', flush=True)
-  return Context(config, workdir, strategy, splits, dense, acc, dense_s)
+  return Context(config, workdir, strategy, splits, dense, acc, dense_s,
+                 lr_scale)
 
 
 def finish(ctx: Context, sparsity_map: Dict[str, float], *, target: float,
@@ -259,7 +272,7 @@ def finish(ctx: Context, sparsity_map: Dict[str, float], *, target: float,
   schedule = pruning.polynomial_schedule(max(ramp, 1), frequency)
   with ctx.strategy.scope():
     pruned = pruning.apply_sparsity_map(ctx.dense, sparsity_map, schedule)
-    train.compile_model(pruned, ft.learning_rate, ft.optimizer)
+    train.compile_model(pruned, ft.learning_rate * ctx.lr_scale, ft.optimizer)
   print(f'final fine-tune ({method}) for {int(ft.epochs)} epoch(s), target '
         f'{target:.3f}', flush=True)
   log_dir = os.path.join(ctx.workdir, 'tensorboard', 'finetune')
@@ -270,7 +283,7 @@ def finish(ctx: Context, sparsity_map: Dict[str, float], *, target: float,
   with ctx.strategy.scope():
     # Variables a strategy's model evaluates with must be made in its scope.
     stripped = pruning.strip(pruned)
-    train.compile_model(stripped, ft.learning_rate, ft.optimizer)
+    train.compile_model(stripped, ft.learning_rate * ctx.lr_scale, ft.optimizer)
   test_acc = train.evaluate(stripped, ctx.splits.test)
   report = pruning.sparsity_report(stripped)
   name = cfg.export.model_name or ctx.dense.name

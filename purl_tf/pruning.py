@@ -144,12 +144,13 @@ class VariableSparsity(_sparsity.PruningSchedule):
   Args:
     target: a scalar float `tf.Variable`, or a float (a variable is created;
       create the schedule inside the strategy scope then).
-    frequency: re-mask every `frequency` training steps.
+    frequency: re-mask every `frequency` training steps; 0 never re-masks
+      during training (the mask is set when the target is, by `prune_now`).
   """
 
   def __init__(self, target, frequency: int = 1):
-    if int(frequency) <= 0:
-      raise ValueError(f'frequency must be positive, got {frequency}')
+    if int(frequency) < 0:
+      raise ValueError(f'frequency must be >= 0, got {frequency}')
     if not isinstance(target, tf.Variable):
       self._validate_sparsity(float(target), 'target')
       target = tf.Variable(float(target), dtype=tf.float32, trainable=False)
@@ -157,6 +158,8 @@ class VariableSparsity(_sparsity.PruningSchedule):
     self.frequency = int(frequency)
 
   def __call__(self, step):
+    if self.frequency == 0:
+      return tf.constant(False), tf.convert_to_tensor(self.target)
     should_prune = tf.math.equal(tf.math.floormod(step, self.frequency), 0)
     return should_prune, tf.convert_to_tensor(self.target)
 

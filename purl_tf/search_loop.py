@@ -42,8 +42,11 @@ class SearchState:
 
 
 def build_env(model: keras.Model, train_ds, reward_ds, config,
-              strategy=None) -> env_lib.PruningEnv:
-  """The PuRL environment for a trained model and a purl_tf config."""
+              strategy=None, lr_scale: float = 1.0) -> env_lib.PruningEnv:
+  """The PuRL environment for a trained model and a purl_tf config.
+
+  `lr_scale` multiplies `search.learning_rate` (for a scaled global batch).
+  """
   c = config
   grid = env_lib.action_grid(c.env.action_min, c.env.action_max,
                              c.env.action_step)
@@ -54,7 +57,7 @@ def build_env(model: keras.Model, train_ds, reward_ds, config,
       finetune_steps=int(c.search.finetune_steps),
       subset_batches=int(c.search.subset_batches),
       eval_batches=int(c.search.eval_batches),
-      learning_rate=float(c.search.learning_rate),
+      learning_rate=float(c.search.learning_rate) * lr_scale,
       nan_penalty=float(c.search.nan_penalty),
       frequency=int(c.env.frequency), seed=int(c.seed))
 

@@ -35,7 +35,8 @@ def run_search(config, workdir: str, *, resume: bool = False,
     ctx = experiment.prepare(config, out, verbose=verbose, resume=resume)
     experiment.init_workdir(ctx, kind='search', overwrite=overwrite)
     env = search_loop.build_env(ctx.dense, ctx.splits.search_train,
-                                ctx.splits.reward, config, ctx.strategy)
+                                ctx.splits.reward, config, ctx.strategy,
+                                ctx.lr_scale)
     loop = search_loop.SearchLoop(env, config, out, verbose=out == workdir)
     if resume and loop.restore():
       print(f'resuming at episode {loop.state.episode}', flush=True)

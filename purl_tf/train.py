@@ -87,13 +87,6 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
   return resolver.task_type == 'worker' and resolver.task_id == 0 and not has_chief
 
 
-def scaled_learning_rate(base_lr: float, strategy, base_batch: int,
-                         global_batch: int) -> float:
-  """Linear scaling rule: lr grows with the global batch over `base_batch`."""
-  del strategy
-  return float(base_lr) * float(global_batch) / float(base_batch)
-
-
 def compile_model(model: keras.Model, learning_rate: float,
                   optimizer: str = 'adam'):
   """Compiles for sparse-label classification (call inside strategy.scope())."""

@@ -80,3 +80,24 @@ def testSmokeSearch_RunsUnderMirroredStrategy(tmp_path):
   with open(workdir / 'summary.json') as f:
     summary = json.load(f)
   assert abs(summary['reached_global_sparsity'] - 0.9) <= 0.005
+
+
+def testScaleBatchWithReplicas_GlobalBatchAndLearningRateGrow():
+  code = textwrap.dedent('''
+      import purl_tf
+      from purl_tf import config_defaults, experiment
+      config = config_defaults.load(CONFIG)
+      config.strategy.name = 'mirrored'
+      config.strategy.logical_cpus = 2
+      config.strategy.scale_batch_with_replicas = True
+      config.data.batch_size = 32
+      config.train.epochs = 0
+      ctx = experiment.prepare(config, None, verbose=0)
+      x, _ = next(iter(ctx.splits.train))
+      print('RESULT', ctx.strategy.num_replicas_in_sync, x.shape[0], ctx.lr_scale,
+            float(ctx.dense.optimizer.learning_rate.numpy()))
+  ''').replace('CONFIG', repr(os.path.join(REPO, 'configs', 'fmnist_cnn.py') + ':smoke'))
+  line = next(l for l in _run(code).stdout.splitlines() if l.startswith('RESULT'))
+  replicas, batch, scale, lr = line.split()[1:]
+  assert (int(replicas), int(batch), float(scale)) == (2, 64, 2.0)
+  assert abs(float(lr) - 2e-3) < 1e-9

@@ -158,7 +158,9 @@ def testSparsityOutsideRange_RaisesValueError(bad):
 
 def testVariableSparsity_ValidatesAndSerializes():
   with pytest.raises(ValueError):
-    pruning.VariableSparsity(0.5, frequency=0)
+    pruning.VariableSparsity(0.5, frequency=-1)
+  should, _ = pruning.VariableSparsity(0.5, frequency=0)(tf.constant(0, tf.int64))
+  assert not bool(should)
   with pytest.raises(ValueError):
     pruning.VariableSparsity(1.0)
   schedule = pruning.VariableSparsity(0.25, frequency=2)
