@@ -24,53 +24,9 @@ from purl_tf import config_defaults
 
 def get_config(arg=None):
   """Returns the config; `arg` 'smoke' selects the small variant."""
-  config = config_defaults.base_config()
-  config.model.name = 'mobilenet_v2'
-  config.model.weights = 'imagenet'
-  config.data.name = 'imagenet2012'
-  config.data.preprocess = 'mobilenet_v2'
-  config.data.image_size = 224
-  config.data.batch_size = 256
-  config.data.reward_size = 10000
-  config.data.num_classes = 1000
-  config.train.epochs = 0
-  config.finetune.epochs = 30
-  config.finetune.optimizer = 'sgd'
-  config.finetune.learning_rate = 0.005
-  config.finetune.frequency = 100
-  config.search.episodes = 60
-  config.search.finetune_steps = 100
-  config.search.subset_batches = 200
-  config.search.eval_batches = 40
-  config.search.learning_rate = 1e-4
-  config.search.greedy_every = 10
-  # Mask once when a layer's target is set: a top-k over every kernel at
-  # every step would cost more than the step itself.
-  config.env.frequency = 0
-  config.agent.warmup_episodes = 5
-  config.agent.epsilon_decay_episodes = 40
+  config = config_defaults.imagenet_config('mobilenet_v2', finetune_lr=0.005)
   if arg == 'smoke':
-    _smoke(config)
+    config_defaults.imagenet_smoke(config, episodes=2)
   elif arg:
     raise ValueError(f'unknown variant {arg!r}; use :smoke or nothing')
   return config
-
-
-def _smoke(config):
-  config.model.weights = ''
-  config.data.name = 'synthetic_imagenet'
-  config.data.image_size = 32
-  config.data.batch_size = 16
-  config.data.reward_size = 32
-  config.data.num_classes = 4
-  config.data.synthetic_train = 96
-  config.data.synthetic_test = 32
-  config.data.synthetic_side = 40
-  config_defaults.shrink_for_smoke(config)
-  config.search.episodes = 2
-  config.search.greedy_every = 2
-  config.search.finetune_steps = 1
-  config.search.subset_batches = 2
-  config.search.eval_batches = 1
-  config.agent.warmup_episodes = 1
-  config.finetune.learning_rate = 1e-3

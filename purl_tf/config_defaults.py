@@ -144,6 +144,64 @@ def shrink_for_smoke(config: ml_collections.ConfigDict) -> ml_collections.Config
   return config
 
 
+def imagenet_config(model: str, finetune_lr: float) -> ml_collections.ConfigDict:
+  """The ImageNet budgets a GPU user starts from (see configs/*_imagenet.py).
+
+  The net starts from ImageNet weights and is not retrained; each search
+  step fine-tunes 100 batches of 256 and evaluates 40 batches (10,000 reward
+  images carved from training); the final fine-tune runs 30 epochs of SGD.
+  Learning rates are for the global batch of 256.
+  """
+  config = base_config()
+  config.model.name = model
+  config.model.weights = 'imagenet'
+  config.data.name = 'imagenet2012'
+  config.data.preprocess = model
+  config.data.image_size = 224
+  config.data.batch_size = 256
+  config.data.reward_size = 10000
+  config.data.num_classes = 1000
+  config.train.epochs = 0
+  config.finetune.epochs = 30
+  config.finetune.optimizer = 'sgd'
+  config.finetune.learning_rate = finetune_lr
+  config.finetune.frequency = 100
+  config.search.episodes = 60
+  config.search.finetune_steps = 100
+  config.search.subset_batches = 200
+  config.search.eval_batches = 40
+  config.search.learning_rate = 1e-4
+  config.search.greedy_every = 10
+  # Mask once when a layer's target is set: a top-k over every kernel at
+  # every step would cost more than the step itself.
+  config.env.frequency = 0
+  config.agent.warmup_episodes = 5
+  config.agent.epsilon_decay_episodes = 40
+  return config
+
+
+def imagenet_smoke(config: ml_collections.ConfigDict, episodes: int):
+  """The ImageNet code path on generated 32x32 images, `episodes` long."""
+  config.model.weights = ''
+  config.data.name = 'synthetic_imagenet'
+  config.data.image_size = 32
+  config.data.batch_size = 16
+  config.data.reward_size = 32
+  config.data.num_classes = 4
+  config.data.synthetic_train = 96
+  config.data.synthetic_test = 32
+  config.data.synthetic_side = 40
+  shrink_for_smoke(config)
+  config.search.episodes = episodes
+  config.search.greedy_every = 2 if episodes >= 2 else 0
+  config.search.finetune_steps = 1
+  config.search.subset_batches = 2
+  config.search.eval_batches = 1
+  config.agent.warmup_episodes = 1
+  config.finetune.learning_rate = 1e-3
+  return config
+
+
 def load(spec: str) -> ml_collections.ConfigDict:
   """Loads `path/to/config.py[:variant]` as `--config=` does.
 
