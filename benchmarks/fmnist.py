@@ -42,6 +42,8 @@ _METHODS = flags.DEFINE_list('methods', ['uniform', 'global_magnitude',
 _OUT = flags.DEFINE_string('out', os.path.join(REPO, 'benchmarks', 'results'),
                            'Results directory.')
 _WORKDIR = flags.DEFINE_string('workdir', '/tmp/purl_bench', 'Run outputs.')
+_TAG = flags.DEFINE_string('tag', '', 'Names the outputs fmnist_TAG.* (for '
+                           'ablations run with --override).')
 _OVERRIDES = flags.DEFINE_multi_string(
     'override', [], 'config overrides as key=value (e.g. search.episodes=20).')
 
@@ -165,6 +167,9 @@ def write_markdown(path, payload):
            f'{payload["seed"]}; {"quick" if payload["quick"] else "full"} run. '
            'Every method prunes the same dense net with the same final '
            'fine-tune; wall time = allocation (search, scan) + final fine-tune.', '']
+  if payload.get('overrides'):
+    lines += ['Config overrides: ' + ', '.join(f'`{o}`' for o in payload['overrides'])
+              + '.', '']
   for net, extra in payload['nets'].items():
     lines += [f'## {net}', '',
               f'Dense: test accuracy {extra["dense_test_accuracy"]:.4f}, '
@@ -236,7 +241,7 @@ def main(argv):
     results += rows
     per_net[net] = extra
   payload = {
-      'quick': quick, 'seed': 0, 'results': results, 'nets': per_net,
+      'quick': quick, 'seed': 0, 'overrides': _OVERRIDES.value, 'results': results, 'nets': per_net,
       'machine': experiment.versions(), 'versions': experiment.versions(),
       'peak_rss_mb': peak_rss_mb(), 'total_s': time.perf_counter() - start,
       'platform': platform.platform(),
@@ -244,11 +249,14 @@ def main(argv):
   os.makedirs(_OUT.value, exist_ok=True)
   name = 'fmnist_quick' if quick else 'fmnist'
   prefix = 'quick_' if quick else ''
+  if _TAG.value:
+    name, prefix = f'fmnist_{_TAG.value}', f'{_TAG.value}_'
   with open(os.path.join(_OUT.value, f'{name}.json'), 'w') as f:
     json.dump(payload, f, indent=1, sort_keys=True)
   plots(_OUT.value, prefix, payload)
   write_markdown(os.path.join(_OUT.value, f'{name}.md'), payload)
   if prefix:
+    # The plots of a quick or tagged run carry its prefix.
     md = os.path.join(_OUT.value, f'{name}.md')
     text = open(md).read().replace('](fmnist', f']({prefix}fmnist')
     open(md, 'w').write(text)
