@@ -23,6 +23,21 @@ def write_json_atomic(path: str, obj, indent: int = 2):
     raise
 
 
+def save_weights_atomic(model, path: str):
+  """`model.save_weights(path)` through a temporary name beside `path`."""
+  directory = os.path.dirname(os.path.abspath(path))
+  os.makedirs(directory, exist_ok=True)
+  name = os.path.basename(path)
+  tmp = os.path.join(directory, f'.tmp-{os.getpid()}-{name}')
+  try:
+    model.save_weights(tmp)
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
+
+
 def append_jsonl(path: str, obj):
   """Appends one JSON line and flushes it to disk."""
   with open(path, 'a') as f:

@@ -75,18 +75,6 @@ def get_strategy(config) -> tf.distribute.Strategy:
   return tf.distribute.MirroredStrategy()
 
 
-def is_chief(strategy: tf.distribute.Strategy) -> bool:
-  """Whether this process writes the run's outputs (always, but on the
-  non-chief workers of a MultiWorkerMirroredStrategy)."""
-  resolver = getattr(strategy, 'cluster_resolver', None)
-  if resolver is None or not resolver.task_type:
-    return True
-  if resolver.task_type == 'chief':
-    return True
-  has_chief = 'chief' in resolver.cluster_spec().as_dict()
-  return resolver.task_type == 'worker' and resolver.task_id == 0 and not has_chief
-
-
 def compile_model(model: keras.Model, learning_rate: float,
                   optimizer: str = 'adam'):
   """Compiles for sparse-label classification (call inside strategy.scope())."""
