@@ -27,7 +27,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 import purl_tf  # pylint: disable=g-import-not-at-top,unused-import
-from purl_tf import allocation, config_defaults, experiment, pruning, report
+from purl_tf import allocation, config_defaults, experiment, io_utils, pruning, report
 from purl_tf import search_loop
 from purl_tf.compat import keras
 import psutil  # pylint: disable=g-import-not-at-top
@@ -44,6 +44,15 @@ _OUT = flags.DEFINE_string('out', os.path.join(REPO, 'benchmarks', 'results'),
 _WORKDIR = flags.DEFINE_string('workdir', '/tmp/purl_bench', 'Run outputs.')
 _TAG = flags.DEFINE_string('tag', '', 'Names the outputs fmnist_TAG.* (for '
                            'ablations run with --override).')
+_VARIANTS = flags.DEFINE_multi_string(
+    'variant', [], 'An extra PuRL method NAME:key=value[,key=value...] (run '
+    'as method purl_NAME at --variant_targets), for ablations side by side '
+    'with the default search, e.g. long:search.episodes=40.')
+_VARIANT_TARGETS = flags.DEFINE_list('variant_targets', ['0.9'],
+                                     'Targets the variants run at.')
+_KEEP_OTHER_NETS = flags.DEFINE_bool(
+    'keep_other_nets', True, 'Keep the rows of nets not in --nets from the '
+    'existing results file (each net is compared within one run).')
 _OVERRIDES = flags.DEFINE_multi_string(
     'override', [], 'config overrides as key=value (e.g. search.episodes=20).')
 
@@ -56,10 +65,10 @@ def peak_rss_mb() -> float:
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def net_config(net: str, quick: bool):
+def net_config(net: str, quick: bool, extra=()):
   config = config_defaults.load(os.path.join(REPO, 'configs', f'{net}.py') +
                                 (':smoke' if quick else ''))
-  for item in _OVERRIDES.value:
+  for item in list(_OVERRIDES.value) + list(extra):
     key, value = item.split('=', 1)
     node = config
     *path, leaf = key.split('.')
@@ -101,20 +110,27 @@ def profile(records):
 
 
 def benchmark_net(net, targets, methods, quick, workdir):
+  """Yields `(row, per-net extras)` after each method at each target."""
   config = net_config(net, quick)
   os.makedirs(workdir, exist_ok=True)
   ctx = experiment.prepare(config, workdir, verbose=2)
   dense_s = ctx.dense_train_s
-  results, extras = [], {'dense_test_accuracy': ctx.dense_test_accuracy,
+  extras = {'dense_test_accuracy': ctx.dense_test_accuracy,
                          'dense_train_s': dense_s, 'purl': {}}
   scan = None
+  variants = dict(v.split(':', 1) for v in _VARIANTS.value)
+  variant_targets = [float(t) for t in _VARIANT_TARGETS.value]
   for target in targets:
-    for method in methods:
+    run_methods = list(methods)
+    if any(abs(target - t) < 1e-9 for t in variant_targets):
+      run_methods += [f'purl_{name}' for name in variants]
+    for method in run_methods:
       keras.utils.set_random_seed(int(config.seed))
       t0 = time.perf_counter()
       record_extra = {}
-      if method == 'purl':
-        run_cfg = net_config(net, quick)
+      if method == 'purl' or method.startswith('purl_'):
+        extra = variants[method[5:]].split(',') if method != 'purl' else ()
+        run_cfg = net_config(net, quick, extra)
         sparsity_map, state, samples, loop = run_purl(ctx, run_cfg, target)
         records = loop.records
         record_extra = {
@@ -126,14 +142,20 @@ def benchmark_net(net, targets, methods, quick, workdir):
             'rss_mb_after_episode_5': samples.get(5),
             'rss_mb_after_last_episode': samples.get(state.episode),
         }
-        extras['purl'][str(target)] = {'returns': [r['return'] for r in records],
-                                       'greedy': [r['greedy'] for r in records]}
+        if extra:
+          record_extra['variant_overrides'] = list(extra)
+        extras.setdefault(method, {})[str(target)] = {
+            'returns': [r['return'] for r in records],
+            'greedy': [r['greedy'] for r in records]}
         del loop
       elif method == 'sensitivity':
         if scan is None:
           s0 = time.perf_counter()
-          scan = allocation.sensitivity_scan(ctx.dense, ctx.splits.reward,
-                                             eval_batches=int(config.search.eval_batches))
+          scan = allocation.sensitivity_scan(
+              ctx.dense, ctx.splits.reward,
+              eval_batches=int(config.search.eval_batches),
+              calibration_ds=ctx.splits.train,
+              bn_batches=int(config.search.bn_batches))
           extras['sensitivity_scan_s'] = time.perf_counter() - s0
         sparsity_map = allocation.pick_by_sensitivity(
             pruning.prunable_layers(ctx.dense), scan, target)
@@ -155,8 +177,7 @@ def benchmark_net(net, targets, methods, quick, workdir):
              **record_extra}
       print(f'{net} {method} @{target}: test acc {row["test_accuracy"]:.4f} '
             f'sparsity {row["sparsity"]:.4f} wall {wall:.0f}s', flush=True)
-      results.append(row)
-  return results, extras
+      yield row, extras
 
 
 def write_markdown(path, payload):
@@ -170,8 +191,17 @@ def write_markdown(path, payload):
   if payload.get('overrides'):
     lines += ['Config overrides: ' + ', '.join(f'`{o}`' for o in payload['overrides'])
               + '.', '']
+  if payload.get('partial'):
+    lines += ['**Partial**: the run was still going (or was stopped) when this '
+              'was written.', '']
   for net, extra in payload['nets'].items():
-    lines += [f'## {net}', '',
+    run = payload.get('runs', {}).get(net, {})
+    lines += [f'## {net}', '']
+    if run:
+      lines += [f'Run started {run["started"]}' + (
+          '; overrides ' + ', '.join(f'`{o}`' for o in run['overrides'])
+          if run.get('overrides') else '') + '.', '']
+    lines += [
               f'Dense: test accuracy {extra["dense_test_accuracy"]:.4f}, '
               f'training {extra["dense_train_s"]:.0f} s.', '',
               '| target | method | test accuracy | reached sparsity | gzip vs dense '
@@ -184,21 +214,29 @@ def write_markdown(path, payload):
       lines.append(f'| {r["target"]:.2f} | {r["method"]} | {r["test_accuracy"]:.4f} | '
                    f'{r["sparsity"]:.4f} | {r["gzip_ratio"]:.3f} | {r["wall_s"]:.0f} '
                    f'| {ratio} |')
-    purl = [r for r in rows if r['net'] == net and r['method'] == 'purl']
+    purl = [r for r in rows if r['net'] == net and r['method'].startswith('purl')]
     if purl:
-      lines += ['', '| target | episodes | best at | search s | fine-tune share | '
-                'eval share | other share | RSS after ep 5 / last (MB) |',
-                '|---|---|---|---|---|---|---|---|']
+      lines += ['', '| target | method | episodes | best at | search s | '
+                'fine-tune share | eval share | other share | '
+                'RSS after ep 5 / last (MB) |',
+                '|---|---|---|---|---|---|---|---|---|']
       for r in purl:
         p = r['step_profile']
         lines.append(
-            f'| {r["target"]:.2f} | {r["episodes"]} | {r["best_episode"]} | '
+            f'| {r["target"]:.2f} | {r["method"]} | {r["episodes"]} | '
+            f'{r["best_episode"]} | '
             f'{r["search_s"]:.0f} | {p["finetune_share"]:.1%} | {p["eval_share"]:.1%} '
             f'| {p["other_share"]:.1%} | {r["rss_mb_after_episode_5"] or 0:.0f} / '
             f'{r["rss_mb_after_last_episode"] or 0:.0f} |')
     lines += ['', f'![accuracy vs sparsity]({net}_accuracy_vs_sparsity.png)',
               f'![per-layer sparsity at 90%]({net}_per_layer_0.9.png)',
               f'![PuRL returns]({net}_purl_returns.png)', '']
+  variants = sorted({(r['method'], ', '.join(r['variant_overrides']))
+                      for r in rows if r.get('variant_overrides')})
+  if variants:
+    lines += ['Variants (ablations of the default search, same dense net and '
+              'final fine-tune): ' + '; '.join(f'`{m}`: `{o}`' for m, o in variants)
+              + '.', '']
   lines.append(f'Peak RSS: {payload["peak_rss_mb"]:.0f} MB.')
   with open(path, 'w') as f:
     f.write('\n'.join(lines) + '\n')
@@ -228,31 +266,9 @@ def plots(out, prefix, payload):
                          f'{net}: PuRL episode return')
 
 
-def main(argv):
-  del argv
-  quick = _QUICK.value
-  nets = ['fmnist_cnn'] if quick and _NETS.present == 0 else _NETS.value
-  targets = [0.9] if quick and _TARGETS.present == 0 else [float(t) for t in _TARGETS.value]
-  start = time.perf_counter()
-  results, per_net = [], {}
-  for net in nets:
-    rows, extra = benchmark_net(net, targets, _METHODS.value, quick,
-                                os.path.join(_WORKDIR.value, net))
-    results += rows
-    per_net[net] = extra
-  payload = {
-      'quick': quick, 'seed': 0, 'overrides': _OVERRIDES.value, 'results': results, 'nets': per_net,
-      'machine': experiment.versions(), 'versions': experiment.versions(),
-      'peak_rss_mb': peak_rss_mb(), 'total_s': time.perf_counter() - start,
-      'platform': platform.platform(),
-  }
+def write_outputs(name, prefix, payload):
   os.makedirs(_OUT.value, exist_ok=True)
-  name = 'fmnist_quick' if quick else 'fmnist'
-  prefix = 'quick_' if quick else ''
-  if _TAG.value:
-    name, prefix = f'fmnist_{_TAG.value}', f'{_TAG.value}_'
-  with open(os.path.join(_OUT.value, f'{name}.json'), 'w') as f:
-    json.dump(payload, f, indent=1, sort_keys=True)
+  io_utils.write_json_atomic(os.path.join(_OUT.value, f'{name}.json'), payload)
   plots(_OUT.value, prefix, payload)
   write_markdown(os.path.join(_OUT.value, f'{name}.md'), payload)
   if prefix:
@@ -260,6 +276,51 @@ def main(argv):
     md = os.path.join(_OUT.value, f'{name}.md')
     text = open(md).read().replace('](fmnist', f']({prefix}fmnist')
     open(md, 'w').write(text)
+
+
+def main(argv):
+  del argv
+  quick = _QUICK.value
+  nets = ['fmnist_cnn'] if quick and _NETS.present == 0 else _NETS.value
+  targets = [0.9] if quick and _TARGETS.present == 0 else [float(t) for t in _TARGETS.value]
+  name = 'fmnist_quick' if quick else 'fmnist'
+  prefix = 'quick_' if quick else ''
+  if _TAG.value:
+    name, prefix = f'fmnist_{_TAG.value}', f'{_TAG.value}_'
+  start = time.perf_counter()
+  results, per_net, runs = [], {}, {}
+  previous = os.path.join(_OUT.value, f'{name}.json')
+  if _KEEP_OTHER_NETS.value and os.path.exists(previous):
+    # Each net's comparison is one run (one dense net); nets not run now keep
+    # the rows of the run that measured them.
+    with open(previous) as f:
+      old = json.load(f)
+    results = [r for r in old['results'] if r['net'] not in nets]
+    per_net = {k: v for k, v in old['nets'].items() if k not in nets}
+    runs = {k: v for k, v in old.get('runs', {}).items() if k not in nets}
+
+  def save(partial):
+    payload = {
+        'quick': quick, 'seed': 0, 'overrides': _OVERRIDES.value,
+        'results': results, 'nets': per_net, 'runs': runs,
+        'machine': experiment.versions(), 'versions': experiment.versions(),
+        'peak_rss_mb': peak_rss_mb(), 'total_s': time.perf_counter() - start,
+        'platform': platform.platform(), 'partial': partial,
+    }
+    write_outputs(name, prefix, payload)
+
+  for net in nets:
+    runs[net] = {'started': time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()),
+                 'targets': targets, 'methods': _METHODS.value,
+                 'overrides': _OVERRIDES.value}
+    for row, extra in benchmark_net(net, targets, _METHODS.value, quick,
+                                     os.path.join(_WORKDIR.value, net)):
+      # Written after every row, so that a long run that is stopped keeps
+      # what it measured ("partial": true until the end).
+      results.append(row)
+      per_net[net] = extra
+      save(partial=True)
+  save(partial=False)
   print(f'wrote {os.path.join(_OUT.value, name)}.json/.md')
 
 

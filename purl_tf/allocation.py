@@ -18,7 +18,7 @@ from typing import Dict
 
 import numpy as np
 
-from purl_tf import pruning, train
+from purl_tf import batchnorm, pruning, train
 from purl_tf.compat import keras
 
 METHODS = ('uniform', 'global_magnitude', 'sensitivity')
@@ -103,28 +103,46 @@ def fit_to_target(infos, sparsity_map: Dict[str, float], target: float,
 
 
 def sensitivity_scan(model: keras.Model, reward_ds, grid=SENSITIVITY_GRID,
-                     eval_batches: int = 0) -> Dict[str, Dict[float, float]]:
+                     eval_batches: int = 0, calibration_ds=None,
+                     bn_batches: int = 0) -> Dict[str, Dict[float, float]]:
   """Reward-split accuracy with each layer alone pruned to each grid value.
 
   No fine-tune: this measures how much each layer's own weights matter, as
   Distiller's sensitivity analysis does. The model is wrapped once and its
   weights restored from memory between measurements.
 
+  Args:
+    model: the trained dense model.
+    reward_ds: batched (image, label) pipeline the accuracy is measured on.
+    grid: sparsities each layer is scanned at.
+    eval_batches: batches of `reward_ds` per measurement (0: all).
+    calibration_ds, bn_batches: when both are given, BatchNormalization
+      statistics are re-estimated from `bn_batches` batches of
+      `calibration_ds` (training data) before each measurement, as the search
+      does after each step, so nets with BatchNormalization are not judged
+      by the dense net's statistics.
+
   Returns:
     `{layer_name: {sparsity: accuracy}}`.
   """
   infos = pruning.prunable_layers(model)
-  wrapped = pruning.apply_sparsity_map(model, {i.name: 0.0 for i in infos})
+  # Masks change only through prune_now below (frequency 0: never re-mask).
+  wrapped = pruning.apply_sparsity_map(
+      model, {i.name: 0.0 for i in infos},
+      schedule_fn=lambda name, s: pruning.VariableSparsity(0.0, 0))
   train.compile_model(wrapped, 1e-3)
   weights = [w.copy() for w in wrapped.get_weights()]
   wrappers = pruning.wrappers(wrapped)
   steps = int(eval_batches) or None
+  recalibrate = batchnorm.BatchNormRecalibrator(wrapped)
   scan: Dict[str, Dict[float, float]] = {}
   for info in infos:
     scan[info.name] = {}
     for s in grid:
       wrapped.set_weights(weights)
       pruning.prune_now(wrappers[info.name], float(s))
+      if calibration_ds is not None:
+        recalibrate(calibration_ds, int(bn_batches))
       scan[info.name][float(s)] = train.evaluate(wrapped, reward_ds, steps)
   return scan
 
@@ -180,15 +198,18 @@ def pick_by_sensitivity(infos, scan: Dict[str, Dict[float, float]],
 
 
 def sensitivity(model: keras.Model, target: float, reward_ds,
-                grid=SENSITIVITY_GRID, eval_batches: int = 0) -> Dict[str, float]:
+                grid=SENSITIVITY_GRID, eval_batches: int = 0,
+                calibration_ds=None, bn_batches: int = 0) -> Dict[str, float]:
   """The sensitivity allocation (see the module docstring)."""
   _check_target(target)
-  scan = sensitivity_scan(model, reward_ds, grid, eval_batches)
+  scan = sensitivity_scan(model, reward_ds, grid, eval_batches,
+                          calibration_ds, bn_batches)
   return pick_by_sensitivity(pruning.prunable_layers(model), scan, target)
 
 
 def allocate(method: str, model: keras.Model, target: float,
-             reward_ds=None, eval_batches: int = 0) -> Dict[str, float]:
+             reward_ds=None, eval_batches: int = 0, calibration_ds=None,
+             bn_batches: int = 0) -> Dict[str, float]:
   """Dispatches to an allocation method by name.
 
   Args:
@@ -197,6 +218,8 @@ def allocate(method: str, model: keras.Model, target: float,
     target: global target sparsity.
     reward_ds: the reward split, for 'sensitivity'.
     eval_batches: reward batches per measurement for 'sensitivity' (0: all).
+    calibration_ds, bn_batches: BatchNormalization re-estimate for
+      'sensitivity' (see `sensitivity_scan`).
   """
   if method == 'uniform':
     return uniform(model, target)
@@ -205,5 +228,6 @@ def allocate(method: str, model: keras.Model, target: float,
   if method == 'sensitivity':
     if reward_ds is None:
       raise ValueError('the sensitivity allocation needs the reward split')
-    return sensitivity(model, target, reward_ds, eval_batches=eval_batches)
+    return sensitivity(model, target, reward_ds, eval_batches=eval_batches,
+                       calibration_ds=calibration_ds, bn_batches=bn_batches)
   raise ValueError(f'unknown allocation {method!r}; one of {METHODS} or policy')

@@ -60,6 +60,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.learning_rate = 1e-3
   c.train.optimizer = 'adam'
   c.train.cache_dir = ''      # reuse dense weights trained with equal settings.
+  # Training batches whose statistics replace BatchNormalization's trailing
+  # moving averages after dense training (purl_tf/batchnorm.py; 0: keep them).
+  c.train.bn_batches = 50
 
   # The final fine-tune of a pruned network (every allocation gets the same).
   c.finetune = ml_collections.ConfigDict()
@@ -68,6 +71,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.finetune.optimizer = 'adam'
   c.finetune.ramp_fraction = 0.5  # share of steps over which sparsity ramps up.
   c.finetune.frequency = 10       # re-mask every N steps while ramping.
+  c.finetune.bn_batches = 50      # BatchNormalization re-estimate (as train).
 
   c.prune = ml_collections.ConfigDict()
   c.prune.sparsity = 0.9          # the global target sparsity.
@@ -79,6 +83,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.search.finetune_steps = 20    # batches per reward fine-tune.
   c.search.subset_batches = 100   # cached training batches they draw from.
   c.search.eval_batches = 0       # reward-split batches per evaluation; 0: all.
+  # Cached training batches that re-estimate BatchNormalization statistics
+  # after each reward fine-tune, before its evaluation (0: off). Without it a
+  # net with BatchNormalization is evaluated with the dense net's statistics.
+  c.search.bn_batches = 10
   c.search.learning_rate = 1e-3
   c.search.nan_penalty = -2.0     # reward of a diverged step (ends the episode).
   c.search.sparsity_tolerance = 0.005  # an episode meets the budget within this.
@@ -137,6 +145,9 @@ def shrink_for_smoke(config: ml_collections.ConfigDict) -> ml_collections.Config
   config.search.greedy_every = 3
   config.search.finetune_steps = 5
   config.search.subset_batches = 20
+  config.search.bn_batches = 2
+  config.train.bn_batches = 5
+  config.finetune.bn_batches = 5
   config.agent.warmup_episodes = 2
   config.agent.epsilon_decay_episodes = 3
   config.agent.train_iterations = 5
@@ -197,6 +208,9 @@ def imagenet_smoke(config: ml_collections.ConfigDict, episodes: int):
   config.search.finetune_steps = 1
   config.search.subset_batches = 2
   config.search.eval_batches = 1
+  config.search.bn_batches = 1
+  config.train.bn_batches = 1
+  config.finetune.bn_batches = 1
   config.agent.warmup_episodes = 1
   config.finetune.learning_rate = 1e-3
   return config

@@ -36,7 +36,7 @@ from tf_agents.environments import py_environment
 from tf_agents.specs import array_spec
 from tf_agents.trajectories import time_step as ts
 
-from purl_tf import pruning, train
+from purl_tf import batchnorm, pruning, train
 from purl_tf.compat import keras, tf
 
 NUM_FEATURES = 14
@@ -122,6 +122,9 @@ class PruningEnv(py_environment.PyEnvironment):
       step ends the episode.
     frequency: re-mask every N fine-tune steps (0: only when a target is set).
     seed: seeds the fine-tune subset's order (see `reseed`).
+    bn_batches: after each fine-tune, the first N cached training batches
+      re-estimate BatchNormalization statistics before the evaluation
+      (`purl_tf.batchnorm`; 0: off, and nothing to do for nets without it).
   """
 
   def __init__(self, model: keras.Model, train_ds: tf.data.Dataset,
@@ -131,13 +134,14 @@ class PruningEnv(py_environment.PyEnvironment):
                finetune_steps: int = 50, subset_batches: int = 100,
                eval_batches: int = 0, learning_rate: float = 1e-3,
                optimizer: str = 'adam', nan_penalty: float = -2.0,
-               frequency: int = 1, seed: int = 0):
+               frequency: int = 1, seed: int = 0, bn_batches: int = 0):
     super().__init__()
     if not 0.0 <= target_sparsity < 1.0:
       raise ValueError(f'target sparsity {target_sparsity} is outside [0, 1)')
-    if finetune_steps < 0 or subset_batches <= 0 or eval_batches < 0:
-      raise ValueError('finetune_steps and eval_batches must be >= 0 and '
-                       'subset_batches > 0')
+    if (finetune_steps < 0 or subset_batches <= 0 or eval_batches < 0 or
+        bn_batches < 0):
+      raise ValueError('finetune_steps, eval_batches and bn_batches must be '
+                       '>= 0 and subset_batches > 0')
     self._strategy = strategy or tf.distribute.get_strategy()
     self._grid = action_grid() if grid is None else np.asarray(grid, np.float64)
     self._clamp = bool(clamp)
@@ -161,6 +165,9 @@ class PruningEnv(py_environment.PyEnvironment):
       train.compile_model(self.model, learning_rate, optimizer)
       self.model.optimizer.build(self.model.trainable_variables)
     self._wrappers = pruning.wrappers(self.model)
+    self._bn_batches = int(bn_batches)
+    self._recalibrate = batchnorm.BatchNormRecalibrator(self.model,
+                                                        self._strategy)
     self._initial_weights = [w.copy() for w in self.model.get_weights()]
     self._initial_opt = [v.numpy() for v in self.model.optimizer.variables]
     self._subset_batches = int(subset_batches)
@@ -262,6 +269,9 @@ class PruningEnv(py_environment.PyEnvironment):
                         steps=self._finetune_steps)
       except train.NonFiniteLossError:
         diverged = True
+    if not diverged:
+      # Counted as fine-tune time: it is part of adapting the pruned net.
+      self._recalibrate(self._cached_ds, self._bn_batches)
     finetune_s = time.perf_counter() - start
     start = time.perf_counter()
     if diverged:

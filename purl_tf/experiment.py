@@ -18,7 +18,7 @@ import tempfile
 import time
 from typing import Callable, Dict, Optional
 
-from purl_tf import data, export, io_utils, models, pruning, train
+from purl_tf import batchnorm, data, export, io_utils, models, pruning, train
 from purl_tf.compat import keras, tf, tfmot
 
 
@@ -224,6 +224,10 @@ def prepare(config, workdir: str, verbose: int = 2,
   elif int(config.train.epochs) > 0:
     result = train.train_dense(dense, splits.train, int(config.train.epochs),
                                verbose=verbose)
+    # The moving averages trail the weights; every method starts from the
+    # same re-estimated statistics (saved with the weights below).
+    batchnorm.recalibrate(dense, splits.train, int(config.train.bn_batches),
+                          strategy)
     dense_s = result['wall_s']
     if cache:
       io_utils.save_weights_atomic(dense, cache)
@@ -280,6 +284,10 @@ def finish(ctx: Context, sparsity_map: Dict[str, float], *, target: float,
     # Variables a strategy's model evaluates with must be made in its scope.
     stripped = pruning.strip(pruned)
     train.compile_model(stripped, ft.learning_rate * ctx.lr_scale, ft.optimizer)
+  # Sparsity ramped up during the fine-tune, faster than BatchNormalization's
+  # moving averages follow: re-estimate them for the net that is exported.
+  batchnorm.recalibrate(stripped, ctx.splits.train, int(ft.bn_batches),
+                        ctx.strategy)
   test_acc = train.evaluate(stripped, ctx.splits.test)
   report = pruning.sparsity_report(stripped)
   name = cfg.export.model_name or ctx.dense.name

@@ -55,7 +55,9 @@ def run_prune(config, workdir: str, *, allocation_name: str = 'uniform',
     else:
       sparsity_map = allocation.allocate(
           allocation_name, ctx.dense, target, reward_ds=ctx.splits.reward,
-          eval_batches=int(config.search.eval_batches))
+          eval_batches=int(config.search.eval_batches),
+          calibration_ds=ctx.splits.train,
+          bn_batches=int(config.search.bn_batches))
     print(f'allocation {allocation_name}: '
           f'{ {k: round(v, 3) for k, v in sparsity_map.items()} }', flush=True)
     return experiment.finish(

@@ -59,7 +59,8 @@ def build_env(model: keras.Model, train_ds, reward_ds, config,
       eval_batches=int(c.search.eval_batches),
       learning_rate=float(c.search.learning_rate) * lr_scale,
       nan_penalty=float(c.search.nan_penalty),
-      frequency=int(c.env.frequency), seed=int(c.seed))
+      frequency=int(c.env.frequency), seed=int(c.seed),
+      bn_batches=int(c.search.bn_batches))
 
 
 class SearchLoop:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from tf_agents.environments import utils
 
-from purl_tf import config_defaults, data, env as env_lib, models, reward, train
+from purl_tf import batchnorm, config_defaults, data, env as env_lib, models, reward, train
 from purl_tf.compat import keras, tf
 
 
@@ -123,3 +123,40 @@ def testActionGrid_Validates():
   assert len(env_lib.action_grid()) == 20
   with pytest.raises(ValueError):
     env_lib.action_grid(0.0, 1.0, 0.05)
+
+
+def _bn_env(splits, bn_batches):
+  keras.utils.set_random_seed(0)
+  model = models.fmnist_resnet()
+  train.compile_model(model, 1e-3)
+  train.fine_tune(model, splits.train, epochs=1, steps=4)
+  return env_lib.PruningEnv(model, splits.train, splits.reward,
+                            reward.TargetPenaltyReward(), 0.5,
+                            finetune_steps=1, subset_batches=3, eval_batches=1,
+                            bn_batches=bn_batches)
+
+
+def testBatchNormNet_StepReestimatesStatisticsFromCachedBatches(splits):
+  env = _bn_env(splits, bn_batches=2)
+  bn = env.model.get_layer('s3b2_bn2')
+  before = bn.moving_mean.numpy().copy()
+  env.reset()
+  env.step(np.int64(10))
+  after_step = bn.moving_mean.numpy().copy()
+  # The step's fine-tune moves the averages by 1% (momentum 0.99); the
+  # re-estimate replaces them.
+  assert np.abs(after_step - before).max() > 0.05
+  # They are the statistics of the first two cached batches: doing it again
+  # by hand on those batches changes nothing.
+  batchnorm.recalibrate(env.model, env._cached_ds, 2)  # pylint: disable=protected-access
+  np.testing.assert_allclose(bn.moving_mean.numpy(), after_step, atol=1e-5)
+
+
+def testBatchNormOff_KeepsTheTrailingAverages(splits):
+  env = _bn_env(splits, bn_batches=0)
+  bn = env.model.get_layer('s3b2_bn2')
+  before = bn.moving_mean.numpy().copy()
+  env.reset()
+  env.step(np.int64(10))
+  # One fine-tune batch at momentum 0.99 moves them by 1% of the gap.
+  assert np.abs(bn.moving_mean.numpy() - before).max() < 0.05
