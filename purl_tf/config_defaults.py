@@ -78,11 +78,14 @@ def base_config() -> ml_collections.ConfigDict:
 
   # The PuRL search (see purl_tf/env.py and purl_tf/search.py).
   c.search = ml_collections.ConfigDict()
-  c.search.episodes = 40
+  # Budgets sized so that search + final fine-tune cost about 3x the dense
+  # training (benchmarks/results/fmnist.md); the `purl_long` ablation there
+  # (40 episodes, 20 fine-tune batches, the whole reward split) costs ~10x.
+  c.search.episodes = 24
   c.search.greedy_every = 5       # a greedy (unrecorded) episode every N.
-  c.search.finetune_steps = 20    # batches per reward fine-tune.
+  c.search.finetune_steps = 10    # batches per reward fine-tune.
   c.search.subset_batches = 100   # cached training batches they draw from.
-  c.search.eval_batches = 0       # reward-split batches per evaluation; 0: all.
+  c.search.eval_batches = 10      # reward-split batches per evaluation; 0: all.
   # Cached training batches that re-estimate BatchNormalization statistics
   # after each reward fine-tune, before its evaluation (0: off). Without it a
   # net with BatchNormalization is evaluated with the dense net's statistics.
@@ -124,7 +127,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.agent.warmup_episodes = 5     # random actions first.
   c.agent.epsilon_start = 1.0
   c.agent.epsilon_end = 0.05
-  c.agent.epsilon_decay_episodes = 25
+  c.agent.epsilon_decay_episodes = 15
 
   c.export = ml_collections.ConfigDict()
   c.export.model_name = ''        # '' : the model's own name.

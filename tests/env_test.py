@@ -125,24 +125,25 @@ def testActionGrid_Validates():
     env_lib.action_grid(0.0, 1.0, 0.05)
 
 
-def _bn_env(splits, bn_batches):
+def _bn_step(splits, bn_batches):
+  """One step on fmnist_resnet; returns (env, a BN layer, its mean before, after)."""
   keras.utils.set_random_seed(0)
   model = models.fmnist_resnet()
   train.compile_model(model, 1e-3)
   train.fine_tune(model, splits.train, epochs=1, steps=4)
-  return env_lib.PruningEnv(model, splits.train, splits.reward,
-                            reward.TargetPenaltyReward(), 0.5,
-                            finetune_steps=1, subset_batches=3, eval_batches=1,
-                            bn_batches=bn_batches)
-
-
-def testBatchNormNet_StepReestimatesStatisticsFromCachedBatches(splits):
-  env = _bn_env(splits, bn_batches=2)
+  env = env_lib.PruningEnv(model, splits.train, splits.reward,
+                           reward.TargetPenaltyReward(), 0.5,
+                           finetune_steps=1, subset_batches=3, eval_batches=1,
+                           bn_batches=bn_batches)
   bn = env.model.get_layer('s3b2_bn2')
   before = bn.moving_mean.numpy().copy()
   env.reset()
   env.step(np.int64(10))
-  after_step = bn.moving_mean.numpy().copy()
+  return env, bn, before, bn.moving_mean.numpy().copy()
+
+
+def testBatchNormNet_StepReestimatesStatisticsFromCachedBatches(splits):
+  env, bn, before, after_step = _bn_step(splits, bn_batches=2)
   # The step's fine-tune moves the averages by 1% (momentum 0.99); the
   # re-estimate replaces them.
   assert np.abs(after_step - before).max() > 0.05
@@ -153,10 +154,6 @@ def testBatchNormNet_StepReestimatesStatisticsFromCachedBatches(splits):
 
 
 def testBatchNormOff_KeepsTheTrailingAverages(splits):
-  env = _bn_env(splits, bn_batches=0)
-  bn = env.model.get_layer('s3b2_bn2')
-  before = bn.moving_mean.numpy().copy()
-  env.reset()
-  env.step(np.int64(10))
+  _, _, before, after_step = _bn_step(splits, bn_batches=0)
   # One fine-tune batch at momentum 0.99 moves them by 1% of the gap.
-  assert np.abs(bn.moving_mean.numpy() - before).max() < 0.05
+  assert np.abs(after_step - before).max() < 0.05
