@@ -7,6 +7,8 @@ The public API. This module only re-exports; see each function's docstring.
   callbacks(log_dir=None)        UpdatePruningStep (+ PruningSummaries)
   strip(model)                   the plain model, masked weights kept
   sparsity_report(model)         per-layer and global sparsity
+  recalibrate_batchnorm(model, ds, batches)  BatchNormalization statistics
+                                 re-estimated after pruning (see batchnorm)
   export_for_serving(model, export_dir, model_name, version=None)
   Policy                         per-layer sparsity + model fingerprint
   default_config()               the defaults every config starts from
@@ -17,6 +19,7 @@ loads: import it before tensorflow. See `purl_tf.compat`.
 """
 
 from purl_tf import compat as _compat  # pylint: disable=unused-import  (first)
+from purl_tf.batchnorm import recalibrate as recalibrate_batchnorm
 from purl_tf.config_defaults import base_config as default_config
 from purl_tf.export import export_for_serving
 from purl_tf.keras_api import apply, callbacks, search
@@ -26,5 +29,5 @@ from purl_tf.pruning import (constant_schedule, polynomial_schedule,
 from purl_tf.version import __version__
 
 __all__ = ['search', 'apply', 'callbacks', 'strip', 'sparsity_report',
-           'export_for_serving', 'Policy', 'default_config',
+           'recalibrate_batchnorm', 'export_for_serving', 'Policy', 'default_config',
            'constant_schedule', 'polynomial_schedule', '__version__']

@@ -44,6 +44,7 @@ def testPublicApi_OnlyReExports():
     assert hasattr(purl_tf, name), name
   assert purl_tf.search.__module__ == 'purl_tf.keras_api'
   assert purl_tf.strip.__module__ == 'purl_tf.pruning'
+  assert purl_tf.recalibrate_batchnorm.__module__ == 'purl_tf.batchnorm'
 
 
 def testSearch_ReturnsPolicyMeetingTheBudgetAndLeavesModelAlone(splits, tmp_path):
