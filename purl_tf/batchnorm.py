@@ -75,12 +75,14 @@ class BatchNormRecalibrator:
       self._sums = [tf.Variable(tf.zeros_like(v.read_value()), trainable=False,
                                 name='bn_stat_sum') for v in self._stats()]
 
-    def forward(images):
+    def forward(batch):
+      # (images, labels) or images: the labels are not needed.
+      images = batch[0] if isinstance(batch, (tuple, list)) else batch
       self._model(images, training=True)
 
     @tf.function
-    def step(images):
-      self._strategy.run(forward, args=(images,))
+    def step(batch):
+      self._strategy.run(forward, args=(batch,))
       for total, stat in zip(self._sums, self._stats()):
         # Reading an ON_READ statistic outside replica context averages it
         # over replicas.
@@ -122,10 +124,11 @@ class BatchNormRecalibrator:
         step.assign(0)
       for layer in self._layers:
         layer.momentum = 0.0
-      data = dataset.take(batches).map(
-          lambda *x: x[0], num_parallel_calls=tf.data.AUTOTUNE)
-      for images in self._strategy.experimental_distribute_dataset(data):
-        self._step(images)
+      # No map() to drop the labels: it would trace a dataset function at
+      # every call (every search step).
+      data = dataset.take(batches)
+      for batch in self._strategy.experimental_distribute_dataset(data):
+        self._step(batch)
         count += 1
     finally:
       for layer, momentum in zip(self._layers, momenta):
