@@ -17,8 +17,10 @@ def get_config(arg=None):
   # Budgets sized so that the search plus the final fine-tune cost about 3x
   # the dense training on 2 CPU cores (dense: 3 epochs, ~210 s): 16 steps an
   # episode, so each reward fine-tunes 5 batches, re-estimates the
-  # BatchNormalization statistics from 5 and evaluates 5 (640 images).
+  # BatchNormalization statistics from 5 and evaluates 5 (640 images); an
+  # episode takes ~24 s, so 20 episodes.
   config.finetune.epochs = 1
+  config.search.episodes = 20
   config.search.finetune_steps = 5
   config.search.eval_batches = 5
   config.search.bn_batches = 5
