@@ -90,8 +90,10 @@ def action_space_for(config, target: float):
 def run_purl(ctx, config, target):
   config = action_space_for(config, target)
   config.prune.sparsity = target
-  env = search_loop.build_env(ctx.dense, ctx.splits.train, ctx.splits.reward,
-                              config, ctx.strategy)
+  # As purl-search does: the search's cached batches come from a pipeline
+  # shuffled once, so they do not depend on which methods ran before.
+  env = search_loop.build_env(ctx.dense, ctx.splits.search_train,
+                              ctx.splits.reward, config, ctx.strategy)
   loop = search_loop.SearchLoop(env, config, workdir=None, verbose=True)
   samples = {}
 

@@ -106,30 +106,36 @@ class Learner:
         self.agent.policy, use_tf_function=True)
     self._iterator = None
 
-  def run_episode(self, greedy: bool = False, record: bool = True) -> dict:
+  def run_episode(self, greedy: bool = False, record: bool = True,
+                  actions: Optional[List[int]] = None) -> dict:
     """Plays one episode; its transitions go to the replay buffer.
 
     Args:
       greedy: act with the greedy policy instead of epsilon-greedy.
       record: add the transitions to the replay buffer.
+      actions: play these actions (one per step) instead of the policy's;
+        a demonstration the agent then learns from like any episode.
 
     Returns:
       `{'actions': [...], 'rewards': [...], 'return': float}`.
     """
     policy = self._greedy if greedy else self._collect
     time_step = self.env.reset()
-    actions: List[int] = []
+    taken: List[int] = []
     rewards: List[float] = []
     while not time_step.is_last():
       action_step = policy.action(time_step)
+      if actions is not None:
+        action_step = action_step._replace(
+            action=np.asarray(actions[len(taken)], dtype=np.int64))
       next_step = self.env.step(action_step.action)
       if record:
         self.replay.add_batch(_batch(
             trajectory.from_transition(time_step, action_step, next_step)))
-      actions.append(int(action_step.action))
+      taken.append(int(action_step.action))
       rewards.append(float(next_step.reward))
       time_step = next_step
-    return {'actions': actions, 'rewards': rewards, 'return': float(sum(rewards))}
+    return {'actions': taken, 'rewards': rewards, 'return': float(sum(rewards))}
 
   def train(self, iterations: Optional[int] = None) -> Optional[float]:
     """Runs `iterations` DQN updates on replay samples; returns the mean loss.

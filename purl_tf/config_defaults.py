@@ -94,6 +94,11 @@ def base_config() -> ml_collections.ConfigDict:
   c.search.nan_penalty = -2.0     # reward of a diverged step (ends the episode).
   c.search.sparsity_tolerance = 0.005  # an episode meets the budget within this.
   c.search.checkpoint_every = 1   # episodes between checkpoints.
+  # '' or a baseline allocation ('uniform', 'global_magnitude') that the first
+  # episode plays (nearest grid values) instead of random actions: the agent
+  # and the best-so-far then start from it. Measured as the `prior`
+  # ablation in benchmarks/results/fmnist.md.
+  c.search.prior = ''
   # Rescale the best episode to meet the target exactly (the grid and clamp
   # overshoot it), so methods are compared at one sparsity.
   c.search.fit_to_target = True

@@ -22,6 +22,7 @@ import warnings
 from typing import Callable, Optional
 
 from absl import logging
+import numpy as np
 from tf_agents.policies import policy_saver
 from tf_agents.utils import common
 
@@ -86,6 +87,7 @@ class SearchLoop:
     self.tolerance = float(config.search.sparsity_tolerance)
     self.names = [i.name for i in env.infos]
     self._episode_var = tf.Variable(0, dtype=tf.int64, trainable=False)
+    self.prior_actions = self._prior_actions(str(config.search.prior))
     self._writer = self._checkpointer = None
     if workdir:
       self._checkpointer = common.Checkpointer(
@@ -95,6 +97,18 @@ class SearchLoop:
           global_step=self.learner.train_step)
       self._writer = tf.summary.create_file_writer(
           os.path.join(workdir, 'tensorboard', 'search'))
+
+  def _prior_actions(self, prior: str) -> Optional[list]:
+    """Grid indices nearest to a baseline allocation, for the first episode."""
+    if not prior:
+      return None
+    if prior not in ('uniform', 'global_magnitude'):
+      raise ValueError(f'search.prior must be \'\', uniform or global_magnitude, '
+                       f'got {prior!r}')
+    # The wrapped model still holds the dense weights (all targets 0).
+    sparsity = allocation.allocate(prior, self.env.model, self.target)
+    grid = np.asarray(self.env.grid)
+    return [int(np.argmin(np.abs(grid - sparsity[n]))) for n in self.names]
 
   def _path(self, name):
     return os.path.join(self.workdir, name)
@@ -153,12 +167,15 @@ class SearchLoop:
     self.learner.epsilon.assign(epsilon)
     every = int(c.search.greedy_every)
     greedy = bool(every) and (episode + 1) % every == 0
-    played = self.learner.run_episode(greedy=greedy)
+    prior = episode == 0 and self.prior_actions is not None
+    played = self.learner.run_episode(
+        greedy=greedy, actions=self.prior_actions if prior else None)
     loss = (self.learner.train()
             if episode + 1 >= int(c.agent.warmup_episodes) else None)
     steps = self.env.step_log
     record = {
-        'episode': episode, 'greedy': greedy, 'epsilon': epsilon,
+        'episode': episode, 'greedy': greedy, 'prior': prior,
+        'epsilon': epsilon,
         'actions': played['actions'],
         'sparsity': [s['sparsity'] for s in steps],
         'rewards': played['rewards'], 'return': played['return'],
