@@ -14,6 +14,19 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FMNIST_DIR = '/usr/share/datasets/fashion-mnist'
 
 
+@pytest.fixture(scope='module')
+def splits():
+  """Small real Fashion-MNIST splits: 512 train, 256 reward and 256 test
+  images in batches of 32 (test files may define their own)."""
+  from purl_tf import config_defaults, data  # pylint: disable=g-import-not-at-top
+  config = config_defaults.base_config().data
+  config.train_size = 512
+  config.reward_size = 256
+  config.test_size = 256
+  config.batch_size = 32
+  return data.get_splits(config, seed=0)
+
+
 @pytest.fixture(autouse=True)
 def _seed():
   keras.utils.set_random_seed(0)

@@ -4,18 +4,8 @@ import numpy as np
 import pytest
 from tf_agents.environments import utils
 
-from purl_tf import batchnorm, config_defaults, data, env as env_lib, models, reward, train
+from purl_tf import batchnorm, env as env_lib, models, reward, train
 from purl_tf.compat import keras, tf
-
-
-@pytest.fixture(scope='module')
-def splits():
-  config = config_defaults.base_config().data
-  config.train_size = 512
-  config.reward_size = 256
-  config.test_size = 256
-  config.batch_size = 32
-  return data.get_splits(config, seed=0)
 
 
 def _env(splits, **kwargs):

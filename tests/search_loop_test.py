@@ -6,18 +6,8 @@ Seeded by conftest (numpy, Python, TensorFlow) and the config's seed.
 import numpy as np
 import pytest
 
-from purl_tf import allocation, config_defaults, data, models, search_loop, train
+from purl_tf import allocation, config_defaults, models, search_loop, train
 from purl_tf.compat import keras
-
-
-@pytest.fixture(scope='module')
-def splits():
-  config = config_defaults.base_config().data
-  config.train_size = 512
-  config.reward_size = 256
-  config.test_size = 256
-  config.batch_size = 32
-  return data.get_splits(config, seed=0)
 
 
 def _config(prior):
