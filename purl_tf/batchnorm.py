@@ -59,6 +59,7 @@ class BatchNormRecalibrator:
     self._model = model
     self._strategy = strategy or tf.distribute.get_strategy()
     self._layers = batchnorm_layers(model)
+    self._pruning_wrappers = list(pruning.wrappers(model).values())
     self._step = None
     self._sums = []
 
@@ -116,7 +117,7 @@ class BatchNormRecalibrator:
     # has set its step counter; one that never trained (a sensitivity scan)
     # counts from step 0 for the duration. Schedules that re-mask at step 0
     # re-mask to the same target.
-    untrained = [w.pruning_step for w in pruning.wrappers(self._model).values()
+    untrained = [w.pruning_step for w in self._pruning_wrappers
                  if int(w.pruning_step.numpy()) < 0]
     count = 0
     try:
