@@ -27,6 +27,21 @@ def splits():
   return data.get_splits(config, seed=0)
 
 
+def tiny_search_config():
+  """The default config with a search of a few seconds (3 episodes of tiny
+  fine-tunes and evaluations, a few DQN updates)."""
+  from purl_tf import config_defaults  # pylint: disable=g-import-not-at-top
+  config = config_defaults.base_config()
+  config.search.episodes = 3
+  config.search.finetune_steps = 2
+  config.search.subset_batches = 4
+  config.search.eval_batches = 2
+  config.agent.warmup_episodes = 1
+  config.agent.train_iterations = 2
+  config.agent.batch_size = 4
+  return config
+
+
 @pytest.fixture(autouse=True)
 def _seed():
   keras.utils.set_random_seed(0)

@@ -10,7 +10,7 @@ import pytest
 import purl_tf
 from purl_tf import config_defaults, data, models
 from purl_tf.compat import keras, tf
-from tests.conftest import REPO, subprocess_env
+from tests.conftest import REPO, subprocess_env, tiny_search_config
 
 
 @pytest.fixture(scope='module')
@@ -18,18 +18,6 @@ def splits():
   config = config_defaults.base_config().data
   config.update(train_size=1024, reward_size=256, test_size=256, batch_size=64)
   return data.get_splits(config)
-
-
-def _tiny_config():
-  config = purl_tf.default_config()
-  config.search.episodes = 3
-  config.search.finetune_steps = 2
-  config.search.subset_batches = 4
-  config.search.eval_batches = 2
-  config.agent.warmup_episodes = 1
-  config.agent.train_iterations = 2
-  config.agent.batch_size = 4
-  return config
 
 
 def _trained(splits):
@@ -50,7 +38,7 @@ def testPublicApi_OnlyReExports():
 def testSearch_ReturnsPolicyMeetingTheBudgetAndLeavesModelAlone(splits, tmp_path):
   model = _trained(splits)
   before = [w.copy() for w in model.get_weights()]
-  policy = purl_tf.search(model, splits.train, splits.reward, _tiny_config(),
+  policy = purl_tf.search(model, splits.train, splits.reward, tiny_search_config(),
                           target_sparsity=0.8, workdir=str(tmp_path),
                           verbose=False)
   assert set(policy.sparsity) == {'conv1', 'conv2', 'fc1', 'fc2'}

@@ -6,22 +6,17 @@ Seeded by conftest (numpy, Python, TensorFlow) and the config's seed.
 import numpy as np
 import pytest
 
-from purl_tf import allocation, config_defaults, models, search_loop, train
+from purl_tf import allocation, models, search_loop, train
 from purl_tf.compat import keras
+from tests.conftest import tiny_search_config
 
 
 def _config(prior):
-  config = config_defaults.base_config()
+  config = tiny_search_config()
   config.prune.sparsity = 0.8
   config.search.prior = prior
   config.search.episodes = 2
   config.search.greedy_every = 0
-  config.search.finetune_steps = 1
-  config.search.subset_batches = 2
-  config.search.eval_batches = 1
-  config.agent.warmup_episodes = 2
-  config.agent.batch_size = 4
-  config.agent.train_iterations = 1
   return config
 
 
