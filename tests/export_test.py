@@ -6,7 +6,7 @@ from unittest import mock
 import numpy as np
 import pytest
 
-from purl_tf import export, models
+from purl_tf import export, models, pruning
 from purl_tf.compat import tf
 
 
@@ -50,3 +50,17 @@ def testGzipSize_PrunedIsSmaller(tmp_path):
     if layer.weights:
       layer.set_weights([np.zeros_like(w) for w in layer.get_weights()])
   assert export.gzip_size_of_model(model) < 0.2 * dense
+
+
+def testGzipSize_UnprunedNetAfterTrainingIsOneToOne(tmp_path):
+  # The trained dense net has Adam moments; the stripped clone has none. Both
+  # are exported without optimizer state, so their sizes match.
+  model = models.fmnist_cnn()
+  model.compile('adam', 'sparse_categorical_crossentropy')
+  x = np.random.RandomState(0).rand(8, 28, 28, 1).astype(np.float32)
+  model.fit(x, np.arange(8) % 10, epochs=1, verbose=0)
+  assert model.optimizer.variables  # the state that must not be counted
+  stripped = pruning.strip(pruning.apply_sparsity_map(
+      model, {i.name: 0.0 for i in pruning.prunable_layers(model)}))
+  ratio = export.gzip_size_of_model(stripped) / export.gzip_size_of_model(model)
+  assert ratio == pytest.approx(1.0, abs=0.02)
