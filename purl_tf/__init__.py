@@ -3,6 +3,9 @@
 The public API. This module only re-exports; see each function's docstring.
 
   search(model, train_ds, reward_ds, config=None, ...) -> Policy
+  allocate(model, method, target_sparsity, reward_ds=None) -> Policy
+                                 the free baselines: uniform, global_magnitude,
+                                 lamp, erk, sensitivity
   apply(model, policy, schedule=None) -> wrapped model for your own fit()
   callbacks(log_dir=None)        UpdatePruningStep (+ PruningSummaries)
   strip(model)                   the plain model, masked weights kept
@@ -22,12 +25,12 @@ from purl_tf import compat as _compat  # pylint: disable=unused-import  (first)
 from purl_tf.batchnorm import recalibrate as recalibrate_batchnorm
 from purl_tf.config_defaults import base_config as default_config
 from purl_tf.export import export_for_serving
-from purl_tf.keras_api import apply, callbacks, search
+from purl_tf.keras_api import allocate, apply, callbacks, search
 from purl_tf.policy import Policy
 from purl_tf.pruning import (constant_schedule, polynomial_schedule,
                              sparsity_report, strip)
 from purl_tf.version import __version__
 
-__all__ = ['search', 'apply', 'callbacks', 'strip', 'sparsity_report',
+__all__ = ['search', 'allocate', 'apply', 'callbacks', 'strip', 'sparsity_report',
            'recalibrate_batchnorm', 'export_for_serving', 'Policy', 'default_config',
            'constant_schedule', 'polynomial_schedule', '__version__']

@@ -6,11 +6,19 @@ applies, so baselines and PuRL's policies take the same code path.
   uniform           every prunable layer at the target (what tfmot users do).
   global_magnitude  one magnitude threshold over all prunable weights; each
                     layer's sparsity is the share of its weights below it.
+  lamp              Lee et al., ICLR 2021: each weight's magnitude score
+                    normalised by the weights of its layer at least as large;
+                    one global threshold over those scores.
+  erk               Evci et al., 2020 (RigL): layer density proportional to
+                    (sum of kernel dims) / (product of kernel dims).
   sensitivity       Distiller-style: prune each layer alone at several
                     sparsities, measure the reward-split accuracy drop, then
                     pick per-layer sparsities that meet the target with the
                     least summed drop (an exact knapsack over a discretised
                     parameter budget).
+
+Every method's map meets the global target to within one weight per layer
+(`fit_to_target` does the last rounding for the ones that need it).
 """
 
 import math
@@ -21,7 +29,9 @@ import numpy as np
 from purl_tf import batchnorm, pruning, train
 from purl_tf.compat import keras
 
-METHODS = ('uniform', 'global_magnitude', 'sensitivity')
+METHODS = ('uniform', 'global_magnitude', 'lamp', 'erk', 'sensitivity')
+# The methods that need nothing but the weights (no data, no scan).
+FREE_METHODS = ('uniform', 'global_magnitude', 'lamp', 'erk')
 SENSITIVITY_GRID = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9,
                     0.95, 0.98, 0.99)
 
@@ -29,6 +39,13 @@ SENSITIVITY_GRID = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9,
 def _check_target(target: float):
   if not 0.0 <= float(target) < 1.0:
     raise ValueError(f'target sparsity {target!r} is outside [0, 1)')
+
+
+def _kernels(model: keras.Model):
+  infos = pruning.prunable_layers(model)
+  by_name = {pruning.layer_name(l): l for l in model.layers}
+  return infos, {i.name: pruning.kernel_of(by_name[i.name]).numpy()
+                 for i in infos}
 
 
 def uniform(model: keras.Model, target: float) -> Dict[str, float]:
@@ -54,10 +71,8 @@ def global_magnitude(model: keras.Model, target: float,
     `{layer_name: sparsity}`.
   """
   _check_target(target)
-  infos = pruning.prunable_layers(model)
-  by_name = {pruning.layer_name(l): l for l in model.layers}
-  mags = {i.name: np.sort(np.abs(pruning.kernel_of(by_name[i.name]).numpy()).ravel())
-          for i in infos}
+  infos, kernels = _kernels(model)
+  mags = {n: np.sort(np.abs(k).ravel()) for n, k in kernels.items()}
   total = sum(i.params for i in infos)
   to_prune = int(round(target * total))
   capped: Dict[str, float] = {}
@@ -78,6 +93,91 @@ def global_magnitude(model: keras.Model, target: float,
       break
     capped.update({n: max_layer_sparsity for n in over})
   return {i.name: min(capped.get(i.name, 0.0), max_layer_sparsity) for i in infos}
+
+
+def lamp_scores(kernel: np.ndarray) -> np.ndarray:
+  """LAMP scores of one layer's weights, in ascending order of magnitude.
+
+  With the squared weights sorted ascending, weight u scores
+  `w_u^2 / sum_{v >= u} w_v^2`: its share of the weights of its layer that
+  are at least as large. The largest weight scores 1; all-zero tails score 0.
+  """
+  sq = np.sort(np.square(kernel.astype(np.float64)).ravel())
+  tail = np.cumsum(sq[::-1])[::-1]  # sum_{v >= u}
+  return np.divide(sq, tail, out=np.zeros_like(sq), where=tail > 0)
+
+
+def lamp(model: keras.Model, target: float) -> Dict[str, float]:
+  """The LAMP allocation (Lee et al., ICLR 2021).
+
+  The `round(target * total)` weights with the smallest LAMP scores
+  (`lamp_scores`) over all layers are pruned; a layer's sparsity is its share
+  of them. Each layer's largest weight scores 1, so no layer is emptied
+  below a target of 1.
+
+  Args:
+    model: a trained model (plain or wrapped).
+    target: global sparsity in [0, 1).
+
+  Returns:
+    `{layer_name: sparsity}`.
+  """
+  _check_target(target)
+  infos, kernels = _kernels(model)
+  # Each layer's largest weight (score 1) is kept: it is left out of the pool,
+  # so even a target the scores alone would reach by emptying a layer of a
+  # tiny net cannot.
+  scores = [lamp_scores(kernels[i.name])[:-1] for i in infos]
+  owner = np.concatenate([np.full(s.size, k) for k, s in enumerate(scores)])
+  flat = np.concatenate(scores)
+  total = sum(i.params for i in infos)
+  to_prune = min(int(round(target * total)), flat.size)
+  # A stable sort breaks ties by layer order, so the count is exact.
+  pruned = owner[np.argsort(flat, kind='stable')[:to_prune]]
+  counts = np.bincount(pruned, minlength=len(infos))
+  return {i.name: float(counts[k]) / i.params for k, i in enumerate(infos)}
+
+
+def erk_raw_density(kernel_shape) -> float:
+  """ERK's unnormalised density: sum of kernel dims / product of kernel dims.
+
+  For a Dense kernel (n_in, n_out) that is `(n_in + n_out) / (n_in * n_out)`;
+  for a convolution (h, w, c_in, c_out) the spatial dims count too.
+  """
+  dims = [int(d) for d in kernel_shape]
+  return float(sum(dims)) / float(np.prod(dims))
+
+
+def erk(model: keras.Model, target: float) -> Dict[str, float]:
+  """The Erdos-Renyi-Kernel allocation (Evci et al., 2020, RigL).
+
+  Layer density is `eps * erk_raw_density(kernel_shape)`, with `eps` chosen
+  so the global density is `1 - target`. A layer whose density would exceed
+  1 is kept dense and `eps` is recomputed over the others (RigL's rule).
+
+  Args:
+    model: a model (only the kernel shapes are read).
+    target: global sparsity in [0, 1).
+
+  Returns:
+    `{layer_name: sparsity}`.
+  """
+  _check_target(target)
+  infos = pruning.prunable_layers(model)
+  raw = {i.name: erk_raw_density(i.kernel_shape) for i in infos}
+  keep = (1.0 - float(target)) * sum(i.params for i in infos)
+  dense: set = set()
+  while True:
+    free = [i for i in infos if i.name not in dense]
+    budget = keep - sum(i.params for i in infos if i.name in dense)
+    weighted = sum(raw[i.name] * i.params for i in free)
+    eps = budget / weighted if weighted > 0 else 0.0
+    over = [i.name for i in free if eps * raw[i.name] > 1.0]
+    if not over:
+      break
+    dense.update(over)
+  return {i.name: 0.0 if i.name in dense else
+          float(min(1.0, max(0.0, 1.0 - eps * raw[i.name]))) for i in infos}
 
 
 def fit_to_target(infos, sparsity_map: Dict[str, float], target: float,
@@ -225,6 +325,10 @@ def allocate(method: str, model: keras.Model, target: float,
     return uniform(model, target)
   if method == 'global_magnitude':
     return global_magnitude(model, target)
+  if method == 'lamp':
+    return lamp(model, target)
+  if method == 'erk':
+    return erk(model, target)
   if method == 'sensitivity':
     if reward_ds is None:
       raise ValueError('the sensitivity allocation needs the reward split')

@@ -1,11 +1,26 @@
 """The PuRL MDP as a tf-agents `PyEnvironment`.
 
 An episode walks the prunable layers in model order. At step t the action
-picks layer t's target sparsity from a grid; the environment assigns it to
-that layer's schedule variable, runs a short fine-tune of the partly pruned
-network on a cached training subset, evaluates it on the reward split, and
-returns the reward of this step. The episode ends after the last layer; reset
-restores the trained dense weights and optimizer state from memory.
+sets layer t's target sparsity; the environment assigns it to that layer's
+schedule variable, runs a short fine-tune of the partly pruned network on a
+cached training subset, evaluates it on the reward split, and returns the
+reward of this step. The episode ends after the last layer; reset restores
+the trained dense weights and optimizer state from memory.
+
+Two action spaces (`action_space`):
+
+  relative  (default) the action is a log2 scale u on a grid (for example
+            -1 ... +1 in steps of 0.25, neutral 0) applied to the layer's
+            kept weights in a *reference* allocation (LAMP, ERK, global
+            magnitude, ...), rescaled so the layers still to come meet the
+            budget (`relative_kept`). The all-neutral episode is the
+            reference itself, every episode meets the target exactly, and
+            any target in [0, 1) is reachable: the agent spends its episodes
+            refining a good allocation instead of rediscovering one.
+  absolute  the paper's form: the action indexes a grid of sparsities
+            (0.0 ... 0.95) with AMC's budget clamp (`budget_clamp`). A grid
+            that tops out below the target cannot express what high targets
+            need; `check_reachable` refuses such a target up front.
 
 The model is wrapped once. Every layer's pruning schedule reads its target
 from a `tf.Variable` (`pruning.VariableSparsity`), so a step only assigns a
@@ -24,7 +39,11 @@ Observation (float32, each feature in [0, 1]):
   11  sparsity the remaining layers (this one included) would need, on
       average, to reach the target (clipped to 1)
   12  last reward-split accuracy (the dense one before the first step)
-  13  previous action's sparsity
+  13  previous step's sparsity
+  14  the reference allocation's sparsity for this layer (absolute: the
+      target)
+  15  the sparsity the neutral action would give this layer now (absolute:
+      feature 11)
 """
 
 import math
@@ -39,7 +58,8 @@ from tf_agents.trajectories import time_step as ts
 from purl_tf import batchnorm, pruning, train
 from purl_tf.compat import keras, tf
 
-NUM_FEATURES = 14
+NUM_FEATURES = 16
+ACTION_SPACES = ('relative', 'absolute')
 
 
 def action_grid(minimum: float = 0.0, maximum: float = 0.95,
@@ -81,6 +101,66 @@ def budget_clamp(grid: np.ndarray, index: int, t: int, params: Sequence[int],
   return len(grid) - 1
 
 
+def scale_grid(minimum: float = -1.0, maximum: float = 1.0,
+               step: float = 0.25) -> np.ndarray:
+  """The log2 scales of kept weights a relative action indexes (0 included)."""
+  if not minimum <= 0.0 <= maximum or step <= 0 or minimum == maximum:
+    raise ValueError(f'bad scale grid min={minimum} max={maximum} step={step}: '
+                     'need min <= 0 <= max, min < max and step > 0 (log2 '
+                     'units; 0 is the neutral action)')
+  below = np.arange(0.0, minimum - 1e-9, -step)[::-1]
+  above = np.arange(step, maximum + 1e-9, step)
+  return np.round(np.concatenate([below, above]), 6)
+
+
+def relative_kept(t: int, scale: float, ref_kept: Sequence[float],
+                  params: Sequence[int], kept: Sequence[float],
+                  min_scale: float) -> float:
+  """Kept weights of layer t for a relative action.
+
+  The budget left, B = sum(ref_kept) - sum(kept), is what the reference
+  keeps in all layers minus what layers 0..t-1 kept. The proposal is
+  `ref_kept[t] * 2**scale * B / sum(ref_kept[t:])`: the reference rescaled so
+  that, were every later action neutral, the budget would be met exactly.
+  It is then clamped so that the later layers can still meet it, each within
+  [ref_kept[j] * 2**min_scale, params[j]] (and this one within
+  [ref_kept[t] * 2**min_scale, params[t]]). The last layer thus takes exactly
+  what is left, and every episode keeps exactly sum(ref_kept) weights.
+
+  Args:
+    t: the layer's position.
+    scale: the action's log2 scale (0: neutral).
+    ref_kept: kept weights of every layer in the reference allocation.
+    params: weights of every layer.
+    kept: kept weights already chosen for layers 0..t-1.
+    min_scale: the grid's smallest scale (the floor of every layer).
+
+  Returns:
+    Kept weights of layer t (a float; the pruning rounds it).
+  """
+  floor = [r * 2.0 ** min_scale for r in ref_kept]
+  budget = float(sum(ref_kept)) - float(sum(kept))
+  rest_ref = float(sum(ref_kept[t:]))
+  factor = budget / rest_ref if rest_ref > 0 else 0.0
+  proposal = ref_kept[t] * 2.0 ** scale * factor
+  lo = max(floor[t], budget - float(sum(params[t + 1:])))
+  hi = min(float(params[t]), budget - float(sum(floor[t + 1:])))
+  return float(min(max(proposal, lo), hi))
+
+
+def check_reachable(grid: np.ndarray, target: float, clamp: bool = True):
+  """Raises ValueError when an absolute grid cannot meet `target`.
+
+  With the clamp, every layer at the grid's maximum is the sparsest episode:
+  a target above it (less a tolerance) would make every episode the same.
+  """
+  if clamp and target > float(grid[-1]) - 0.005 and target > 0:
+    raise ValueError(
+        f'target sparsity {target} needs an absolute action grid above it '
+        f'(its maximum is {float(grid[-1])}); use the default '
+        '--config.env.action_space=relative or raise --config.env.action_max')
+
+
 def layer_features(infos: Sequence[pruning.LayerInfo]) -> np.ndarray:
   """The static part (features 0-9) of each layer's observation."""
   n = len(infos)
@@ -112,11 +192,17 @@ class PruningEnv(py_environment.PyEnvironment):
     reward_fn: a reward object from `purl_tf.reward`.
     target_sparsity: the global target S* in [0, 1).
     strategy: the `tf.distribute` strategy to build and train under.
-    grid: action grid (see `action_grid`).
-    clamp: apply `budget_clamp` to every action.
+    action_space: 'relative' or 'absolute' (see the module docstring).
+    grid: absolute action grid (see `action_grid`).
+    scales: relative action grid (see `scale_grid`).
+    reference: `{layer_name: sparsity}` the relative actions scale (default:
+      uniform at the target); see `set_reference`.
+    clamp: apply `budget_clamp` to every absolute action.
     finetune_steps: batches per short fine-tune.
     subset_batches: batches of `train_ds` to cache for the fine-tunes.
     eval_batches: batches of `reward_ds` per evaluation (0: all).
+    final_eval_batches: batches of `reward_ds` for the last step's
+      evaluation (0: all), which decides which episode is best.
     learning_rate, optimizer: of the short fine-tunes.
     nan_penalty: reward of a step whose fine-tune loss became NaN/inf; that
       step ends the episode.
@@ -130,29 +216,45 @@ class PruningEnv(py_environment.PyEnvironment):
   def __init__(self, model: keras.Model, train_ds: tf.data.Dataset,
                reward_ds: tf.data.Dataset, reward_fn, target_sparsity: float, *,
                strategy: Optional[tf.distribute.Strategy] = None,
-               grid: Optional[np.ndarray] = None, clamp: bool = True,
+               action_space: str = 'relative',
+               grid: Optional[np.ndarray] = None,
+               scales: Optional[np.ndarray] = None,
+               reference: Optional[Dict[str, float]] = None,
+               clamp: bool = True,
                finetune_steps: int = 50, subset_batches: int = 100,
-               eval_batches: int = 0, learning_rate: float = 1e-3,
+               eval_batches: int = 0, final_eval_batches: int = 0,
+               learning_rate: float = 1e-3,
                optimizer: str = 'adam', nan_penalty: float = -2.0,
                frequency: int = 1, seed: int = 0, bn_batches: int = 0):
     super().__init__()
     if not 0.0 <= target_sparsity < 1.0:
       raise ValueError(f'target sparsity {target_sparsity} is outside [0, 1)')
+    if action_space not in ACTION_SPACES:
+      raise ValueError(f'unknown action space {action_space!r}; one of '
+                       f'{ACTION_SPACES}')
     if (finetune_steps < 0 or subset_batches <= 0 or eval_batches < 0 or
-        bn_batches < 0):
-      raise ValueError('finetune_steps, eval_batches and bn_batches must be '
-                       '>= 0 and subset_batches > 0')
+        final_eval_batches < 0 or bn_batches < 0):
+      raise ValueError('finetune_steps, eval_batches, final_eval_batches and '
+                       'bn_batches must be >= 0 and subset_batches > 0')
     self._strategy = strategy or tf.distribute.get_strategy()
+    self._relative = action_space == 'relative'
+    self.action_space = action_space
     self._grid = action_grid() if grid is None else np.asarray(grid, np.float64)
+    self._scales = scale_grid() if scales is None else np.asarray(scales,
+                                                                  np.float64)
     self._clamp = bool(clamp)
     self._target = float(target_sparsity)
+    if not self._relative:
+      check_reachable(self._grid, self._target, self._clamp)
     self._reward_fn = reward_fn
     self._finetune_steps = int(finetune_steps)
     self._eval_steps = int(eval_batches) or None
+    self._final_eval_steps = int(final_eval_batches) or None
     self._nan_penalty = float(nan_penalty)
     self.infos = pruning.prunable_layers(model)
     self._params = [i.params for i in self.infos]
     self._static = layer_features(self.infos)
+    self.set_reference(reference)
 
     with self._strategy.scope():
       self._targets = [tf.Variable(0.0, trainable=False, name=f'target_{i}')
@@ -187,12 +289,18 @@ class PruningEnv(py_environment.PyEnvironment):
                                        name='observation')
 
   def action_spec(self):
-    return array_spec.BoundedArraySpec((), np.int64, 0, len(self._grid) - 1,
-                                       name='action')
+    n = len(self._scales) if self._relative else len(self._grid)
+    return array_spec.BoundedArraySpec((), np.int64, 0, n - 1, name='action')
 
   @property
   def grid(self) -> np.ndarray:
-    return self._grid
+    """What each action means: log2 scales (relative) or sparsities."""
+    return self._scales if self._relative else self._grid
+
+  @property
+  def neutral_action(self) -> int:
+    """The relative action that keeps the reference (scale 0)."""
+    return int(np.argmin(np.abs(self._scales)))
 
   @property
   def num_layers(self) -> int:
@@ -201,6 +309,32 @@ class PruningEnv(py_environment.PyEnvironment):
   @property
   def target_sparsity(self) -> float:
     return self._target
+
+  @property
+  def reference(self) -> Dict[str, float]:
+    return dict(self._reference)
+
+  def set_reference(self, reference: Optional[Dict[str, float]]):
+    """Sets the allocation relative actions scale (takes effect at reset).
+
+    The reference is first rescaled to meet the target exactly
+    (`allocation.fit_to_target`), so the all-neutral episode keeps exactly
+    the target's weights.
+
+    Raises:
+      ValueError: the map does not name every prunable layer.
+    """
+    from purl_tf import allocation  # pylint: disable=g-import-not-at-top
+    names = [i.name for i in self.infos]
+    if reference is None:
+      reference = {n: self._target for n in names}
+    if sorted(reference) != sorted(names):
+      raise ValueError('a reference allocation must name every prunable '
+                       f'layer: {names}')
+    self._reference = allocation.fit_to_target(self.infos, dict(reference),
+                                               self._target)
+    self._ref_kept = [p * (1.0 - self._reference[n])
+                      for n, p in zip(names, self._params)]
 
   def reseed(self, seed: int):
     """Fixes the order of the fine-tune batches from now on.
@@ -223,13 +357,37 @@ class PruningEnv(py_environment.PyEnvironment):
     """`{layer_name: sparsity}` chosen so far this episode."""
     return {i.name: s for i, s in zip(self.infos, self._chosen)}
 
+  def _kept(self) -> List[float]:
+    return [p * (1.0 - s) for p, s in zip(self._params, self._chosen)]
+
+  def action_sparsity(self, action: int) -> float:
+    """The sparsity `action` would give the current layer (after clamping)."""
+    t = self._t
+    if self._relative:
+      kept = relative_kept(t, float(self._scales[int(action)]), self._ref_kept,
+                           self._params, self._kept(), float(self._scales[0]))
+      return float(min(pruning.MAX_SPARSITY,
+                       max(0.0, 1.0 - kept / self._params[t])))
+    index = int(action)
+    if self._clamp:
+      index = budget_clamp(self._grid, index, t, self._params, self._chosen,
+                           self._target)
+    return float(self._grid[index])
+
   def _observation(self) -> np.ndarray:
     t = min(self._t, self.num_layers - 1)
     rest = float(sum(self._params[t:]))
     pruned = sum(p * s for p, s in zip(self._params, self._chosen))
     need = (self._target * sum(self._params) - pruned) / rest if rest else 0.0
     prev = self._chosen[-1] if self._chosen else 0.0
-    dynamic = [self.reached_sparsity(), need, self._last_accuracy, prev]
+    if self._relative:
+      ref = self._reference[self.infos[t].name]
+      neutral = (self.action_sparsity(self.neutral_action)
+                 if self._t < self.num_layers else ref)
+    else:
+      ref, neutral = self._target, need
+    dynamic = [self.reached_sparsity(), need, self._last_accuracy, prev, ref,
+               neutral]
     obs = np.concatenate([self._static[t], np.asarray(dynamic, np.float32)])
     return np.clip(obs, 0.0, 1.0).astype(np.float32)
 
@@ -250,17 +408,14 @@ class PruningEnv(py_environment.PyEnvironment):
     if self._episode_ended:
       return self.reset()
     t = self._t
-    index = int(action)
-    if self._clamp:
-      index = budget_clamp(self._grid, index, t, self._params, self._chosen,
-                           self._target)
-    sparsity = float(self._grid[index])
+    sparsity = self.action_sparsity(int(action))
     self._targets[t].assign(sparsity)
     # Mask the layer now; the schedule re-masks during the fine-tune only
     # every `frequency` steps (never with 0), so big nets avoid a top-k over
     # every kernel at every step.
     pruning.prune_now(self._wrappers[self.infos[t].name], sparsity)
     self._chosen.append(sparsity)
+    last = t + 1 == self.num_layers
     start = time.perf_counter()
     diverged = False
     if self._finetune_steps:
@@ -277,20 +432,25 @@ class PruningEnv(py_environment.PyEnvironment):
     if diverged:
       accuracy, reward = 0.0, self._nan_penalty
     else:
-      accuracy = train.evaluate(self.model, self._reward_ds, self._eval_steps)
+      # The last evaluation decides which episode is best: it may use more
+      # of the reward split than the per-step ones.
+      accuracy = train.evaluate(
+          self.model, self._reward_ds,
+          self._final_eval_steps if last else self._eval_steps)
       reward = self._reward_fn(accuracy=accuracy,
                                sparsity=self.reached_sparsity(),
                                dense_accuracy=self.dense_accuracy,
-                               target_sparsity=self._target)
+                               target_sparsity=self._target,
+                               previous_accuracy=self._last_accuracy)
     eval_s = time.perf_counter() - start
     self._last_accuracy = accuracy
     self._t += 1
     self.step_log.append({
         'layer': self.infos[t].name, 'action': int(action),
-        'clamped_action': index, 'sparsity': sparsity, 'accuracy': accuracy,
+        'sparsity': sparsity, 'accuracy': accuracy,
         'reward': float(reward), 'global_sparsity': self.reached_sparsity(),
         'finetune_s': finetune_s, 'eval_s': eval_s, 'diverged': diverged})
-    if diverged or self._t == self.num_layers:
+    if diverged or last:
       self._episode_ended = True
       return ts.termination(self._observation(), np.float32(reward))
     return ts.transition(self._observation(), np.float32(reward), discount=1.0)

@@ -1,6 +1,7 @@
 """purl_tf inside a user's own Keras training code.
 
   import purl_tf                                   # before tensorflow
+  lamp = purl_tf.allocate(model, 'lamp', 0.9)      # a free baseline, or
   policy = purl_tf.search(model, train_ds, reward_ds, target_sparsity=0.9)
   pruned = purl_tf.apply(model, policy,
                          schedule=purl_tf.polynomial_schedule(end_step=2000))
@@ -16,7 +17,8 @@ import copy
 import os
 from typing import List, Mapping, Optional, Union
 
-from purl_tf import config_defaults, policy as policy_lib, pruning, search_loop
+from purl_tf import allocation, config_defaults, policy as policy_lib, pruning
+from purl_tf import search_loop
 from purl_tf.compat import keras, tfmot
 
 
@@ -57,6 +59,7 @@ def search(model: keras.Model, train_ds, reward_ds, config=None, *,
     if not 0.0 <= float(target_sparsity) < 1.0:
       raise ValueError(f'target_sparsity {target_sparsity} is outside [0, 1)')
     config.prune.sparsity = float(target_sparsity)
+  search_loop.check_config(config)
   pruning.prunable_layers(model)
   if workdir:
     os.makedirs(workdir, exist_ok=True)
@@ -67,6 +70,47 @@ def search(model: keras.Model, train_ds, reward_ds, config=None, *,
   if workdir:
     loop.save_policy(pol)
   return pol
+
+
+def allocate(model: keras.Model, method: str, target_sparsity: float,
+             reward_ds=None, eval_batches: int = 0) -> policy_lib.Policy:
+  """A free per-layer allocation of a global target, as a `Policy`.
+
+  The baselines PuRL is measured against, for `apply` like a searched policy:
+
+    uniform           every prunable layer at the target.
+    global_magnitude  one magnitude threshold over all layers.
+    lamp              LAMP scores (Lee et al., 2021), one global threshold.
+    erk               Erdos-Renyi-Kernel densities (Evci et al., 2020).
+    sensitivity       a per-layer pruning scan on `reward_ds`, then a
+                      knapsack (needs `reward_ds`; minutes on a big net).
+
+  Args:
+    model: the trained model (only weights and shapes are read).
+    method: one of the names above.
+    target_sparsity: the global target in [0, 1).
+    reward_ds: batched `(image, label)` validation data, for 'sensitivity'.
+    eval_batches: batches of `reward_ds` per scan point (0: all).
+
+  Returns:
+    A `Policy` that meets the target (within one weight per layer).
+
+  Raises:
+    ValueError: unknown method, a target outside [0, 1), or 'sensitivity'
+      without `reward_ds`.
+  """
+  if method not in allocation.METHODS:
+    raise ValueError(f'unknown allocation {method!r}; one of '
+                     f'{allocation.METHODS}')
+  target = float(target_sparsity)
+  sparsity = allocation.allocate(method, model, target, reward_ds=reward_ds,
+                                 eval_batches=eval_batches)
+  infos = pruning.prunable_layers(model)
+  sparsity = allocation.fit_to_target(infos, sparsity, target)
+  return policy_lib.Policy(
+      sparsity, policy_lib.fingerprint(model),
+      {'method': method, 'target_sparsity': target,
+       'global_sparsity': pruning.global_sparsity(infos, sparsity)})
 
 
 def apply(model: keras.Model,

@@ -16,12 +16,20 @@ Both formulas read, at step t:
                     rewards pruning the heavy layers early. With the budget
                     clamp the last step always reaches the target.
   dense_accuracy    reward-split accuracy of the dense network (A_dense);
-  target_sparsity   the global target S*.
+  target_sparsity   the global target S*;
+  previous_accuracy acc_{t-1} (A_dense at the first step).
+
+`accuracy_delta` (the default, with the relative action space) rewards the
+accuracy each step costs; its return is the final accuracy's drop, so the
+episode with the best return is the one that leaves the best network, and
+nothing credits pruning early layers harder than late ones. The paper-style
+`target_penalty` pairs with the absolute action space, where an episode may
+fall short of the budget.
 """
 
 from typing import Dict, Type
 
-NAMES = ('target_penalty', 'accuracy_sparsity')
+NAMES = ('accuracy_delta', 'target_penalty', 'accuracy_sparsity')
 
 
 class TargetPenaltyReward:
@@ -50,7 +58,8 @@ class TargetPenaltyReward:
     self.allowed_drop = float(allowed_drop)
 
   def __call__(self, *, accuracy: float, sparsity: float, dense_accuracy: float,
-               target_sparsity: float) -> float:
+               target_sparsity: float, previous_accuracy: float = 0.0) -> float:
+    del previous_accuracy
     target_acc = max(dense_accuracy - self.allowed_drop, 1e-6)
     acc_term = max(0.0, (target_acc - accuracy) / target_acc)
     sp_term = (max(0.0, (target_sparsity - sparsity) / target_sparsity)
@@ -83,8 +92,8 @@ class AccuracySparsityReward:
     self.sparsity_weight = float(sparsity_weight)
 
   def __call__(self, *, accuracy: float, sparsity: float, dense_accuracy: float,
-               target_sparsity: float) -> float:
-    del target_sparsity
+               target_sparsity: float, previous_accuracy: float = 0.0) -> float:
+    del target_sparsity, previous_accuracy
     return accuracy / max(dense_accuracy, 1e-6) + self.sparsity_weight * sparsity
 
   def get_config(self) -> Dict[str, float]:
@@ -95,7 +104,34 @@ class AccuracySparsityReward:
     return cls(**config)
 
 
+class AccuracyDeltaReward:
+  """r_t = (acc_t - acc_{t-1}) / A_dense, so the return is acc_T / A_dense - 1.
+
+  A reward at every step (what pruning layer t cost, after its short
+  fine-tune) whose sum is the final network's relative accuracy: with the
+  relative action space every episode meets the budget exactly, so only the
+  accuracy is left to reward. With `agent.gamma=1` the Q-values estimate the
+  final accuracy itself.
+  """
+
+  def __init__(self):
+    pass
+
+  def __call__(self, *, accuracy: float, sparsity: float, dense_accuracy: float,
+               target_sparsity: float, previous_accuracy: float = 0.0) -> float:
+    del sparsity, target_sparsity
+    return (accuracy - previous_accuracy) / max(dense_accuracy, 1e-6)
+
+  def get_config(self) -> Dict[str, float]:
+    return {}
+
+  @classmethod
+  def from_config(cls, config):
+    return cls(**config)
+
+
 _CLASSES: Dict[str, Type] = {
+    'accuracy_delta': AccuracyDeltaReward,
     'target_penalty': TargetPenaltyReward,
     'accuracy_sparsity': AccuracySparsityReward,
 }
@@ -103,10 +139,12 @@ _CLASSES: Dict[str, Type] = {
 
 def from_config(config):
   """Builds a reward from a `reward` config: `name` plus that class's args."""
-  name = config.get('name', 'target_penalty')
+  name = config.get('name', 'accuracy_delta')
   if name not in _CLASSES:
     raise ValueError(f'unknown reward {name!r}; one of {NAMES}')
   cls = _CLASSES[name]
+  if cls is AccuracyDeltaReward:
+    return cls()
   if cls is TargetPenaltyReward:
     return cls(config.get('accuracy_weight', 1.0),
                config.get('sparsity_weight', 1.0),

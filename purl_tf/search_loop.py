@@ -2,8 +2,15 @@
 
 Everything is built first (environment, agent, outputs); `run()` is then a
 short loop: play an episode, train the agent, log, keep the best episode,
-checkpoint. The best episode is the one with the highest return among those
-that meet the sparsity budget; `policy()` turns it into a `Policy`.
+checkpoint. `policy()` turns the best episode into a `Policy`.
+
+The first episodes are demonstrations: each free allocation named in
+`search.references` is played once (relative actions: all neutral with that
+allocation as the reference; absolute: the nearest grid values). With
+`env.reference='best'` the best of them becomes the reference of every later
+episode. The best episode is, among those that meet the sparsity budget, the
+one with the best `search.select` score: the final reward-split accuracy
+(default) or the return (the paper's rule).
 
 With a `workdir`, the loop writes:
   episodes.jsonl      one line per finished episode
@@ -19,7 +26,7 @@ import json
 import os
 import time
 import warnings
-from typing import Callable, Optional
+from typing import Callable, Dict, List, Optional
 
 from absl import logging
 import numpy as np
@@ -40,6 +47,11 @@ class SearchState:
   env_steps: int = 0
   best: Optional[dict] = None
   search_s: float = 0.0
+  # Demonstrations played so far: {allocation name: selection score}.
+  demos: dict = dataclasses.field(default_factory=dict)
+
+
+SELECT_RULES = ('final_accuracy', 'return')
 
 
 def build_env(model: keras.Model, train_ds, reward_ds, config,
@@ -51,17 +63,86 @@ def build_env(model: keras.Model, train_ds, reward_ds, config,
   c = config
   grid = env_lib.action_grid(c.env.action_min, c.env.action_max,
                              c.env.action_step)
+  scales = env_lib.scale_grid(c.env.scale_min, c.env.scale_max,
+                              c.env.scale_step)
+  final_eval = int(c.search.final_eval_batches)
+  if final_eval < 0:
+    final_eval = int(c.search.eval_batches)
   return env_lib.PruningEnv(
       model, train_ds, reward_ds, reward_lib.from_config(c.reward),
-      float(c.prune.sparsity), strategy=strategy, grid=grid,
+      float(c.prune.sparsity), strategy=strategy,
+      action_space=str(c.env.action_space), grid=grid, scales=scales,
       clamp=bool(c.env.budget_clamp),
       finetune_steps=int(c.search.finetune_steps),
       subset_batches=int(c.search.subset_batches),
       eval_batches=int(c.search.eval_batches),
+      final_eval_batches=final_eval,
       learning_rate=float(c.search.learning_rate) * lr_scale,
       nan_penalty=float(c.search.nan_penalty),
       frequency=int(c.env.frequency), seed=int(c.seed),
       bn_batches=int(c.search.bn_batches))
+
+
+def check_config(config):
+  """Checks the search's config values that need no model or data.
+
+  Called before any training, so a bad value costs the user nothing.
+
+  Raises:
+    ValueError: naming the bad key.
+  """
+  c = config
+  target = float(c.prune.sparsity)
+  if not 0.0 <= target < 1.0:
+    raise ValueError(f'prune.sparsity {target} is outside [0, 1)')
+  if str(c.env.action_space) not in env_lib.ACTION_SPACES:
+    raise ValueError(f'env.action_space must be one of {env_lib.ACTION_SPACES},'
+                     f' got {c.env.action_space!r}')
+  if str(c.search.select) not in SELECT_RULES:
+    raise ValueError(f'search.select must be one of {SELECT_RULES}, got '
+                     f'{c.search.select!r}')
+  if int(c.search.episodes) < 1:
+    raise ValueError(f'search.episodes must be >= 1, got {c.search.episodes}')
+  if int(c.search.checkpoint_every) < 1:
+    raise ValueError('search.checkpoint_every must be >= 1, got '
+                     f'{c.search.checkpoint_every}')
+  env_lib.scale_grid(c.env.scale_min, c.env.scale_max, c.env.scale_step)
+  grid = env_lib.action_grid(c.env.action_min, c.env.action_max,
+                             c.env.action_step)
+  names = parse_references(str(c.search.references))
+  if c.env.reference != 'best':
+    parse_references(str(c.env.reference))
+  if c.env.action_space == 'relative':
+    if c.env.reference == 'best' and not names:
+      raise ValueError("env.reference='best' needs at least one allocation in "
+                       'search.references')
+  else:
+    env_lib.check_reachable(grid, target, bool(c.env.budget_clamp))
+  reward_lib.from_config(c.reward)
+
+
+def parse_references(names: str) -> List[str]:
+  """The free allocations named in a comma-separated string, in order.
+
+  Raises:
+    ValueError: a name that is not a free allocation (`allocation.FREE_METHODS`)
+      or is listed twice.
+  """
+  listed = [n.strip() for n in names.split(',') if n.strip()]
+  for n in listed:
+    if n not in allocation.FREE_METHODS:
+      raise ValueError(f'unknown reference allocation {n!r} (search.references'
+                       f' / env.reference); one of {allocation.FREE_METHODS}')
+  if len(set(listed)) != len(listed):
+    raise ValueError(f'search.references lists an allocation twice: {names!r}')
+  return listed
+
+
+def reference_allocations(names: str, model: keras.Model,
+                          target: float) -> Dict[str, Dict[str, float]]:
+  """`{name: allocation}` of the comma-separated free allocations `names`."""
+  return {n: allocation.allocate(n, model, target)
+          for n in parse_references(names)}
 
 
 class SearchLoop:
@@ -87,7 +168,20 @@ class SearchLoop:
     self.tolerance = float(config.search.sparsity_tolerance)
     self.names = [i.name for i in env.infos]
     self._episode_var = tf.Variable(0, dtype=tf.int64, trainable=False)
-    self.prior_actions = self._prior_actions(str(config.search.prior))
+    self.select = str(config.search.select)
+    if self.select not in SELECT_RULES:
+      raise ValueError(f'search.select must be one of {SELECT_RULES}, got '
+                       f'{self.select!r}')
+    # The wrapped model still holds the dense weights (every target 0).
+    self.demos = reference_allocations(str(config.search.references),
+                                       self.env.model, self.target)
+    self.fixed_reference = str(config.env.reference)
+    if self.fixed_reference != 'best':
+      self.fixed_map = reference_allocations(self.fixed_reference,
+                                             self.env.model, self.target)
+    elif not self.demos and env.action_space == 'relative':
+      raise ValueError("env.reference='best' needs at least one allocation in "
+                       'search.references')
     self._writer = self._checkpointer = None
     if workdir:
       self._checkpointer = common.Checkpointer(
@@ -98,17 +192,29 @@ class SearchLoop:
       self._writer = tf.summary.create_file_writer(
           os.path.join(workdir, 'tensorboard', 'search'))
 
-  def _prior_actions(self, prior: str) -> Optional[list]:
-    """Grid indices nearest to a baseline allocation, for the first episode."""
-    if not prior:
-      return None
-    if prior not in ('uniform', 'global_magnitude'):
-      raise ValueError(f'search.prior must be \'\', uniform or global_magnitude, '
-                       f'got {prior!r}')
-    # The wrapped model still holds the dense weights (all targets 0).
-    sparsity = allocation.allocate(prior, self.env.model, self.target)
+  def reference_name(self, episode: int) -> str:
+    """The allocation episode `episode` plays or scales."""
+    names = list(self.demos)
+    if episode < len(names):
+      return names[episode]
+    if self.fixed_reference != 'best':
+      return self.fixed_reference
+    # The best demonstration; ties go to the first listed.
+    return max(names, key=lambda n: (self.state.demos[n], -names.index(n)))
+
+  def _reference_map(self, name: str):
+    return self.demos[name] if name in self.demos else self.fixed_map[name]
+
+  def _demo_actions(self, sparsity) -> list:
+    """The actions that play allocation `sparsity` as a demonstration."""
+    if self.env.action_space == 'relative':
+      return [self.env.neutral_action] * len(self.names)
     grid = np.asarray(self.env.grid)
     return [int(np.argmin(np.abs(grid - sparsity[n]))) for n in self.names]
+
+  def _score(self, record: dict) -> float:
+    return (record['final_accuracy'] if self.select == 'final_accuracy'
+            else record['return'])
 
   def _path(self, name):
     return os.path.join(self.workdir, name)
@@ -166,20 +272,26 @@ class SearchLoop:
     epsilon = agent_lib.epsilon_at(episode, c.agent)
     self.learner.epsilon.assign(epsilon)
     every = int(c.search.greedy_every)
-    greedy = bool(every) and (episode + 1) % every == 0
-    prior = episode == 0 and self.prior_actions is not None
+    demo = episode < len(self.demos)
+    greedy = not demo and bool(every) and (episode + 1) % every == 0
+    reference = self.reference_name(episode) if (
+        demo or self.env.action_space == 'relative') else ''
+    if self.env.action_space == 'relative':
+      self.env.set_reference(self._reference_map(reference))
     played = self.learner.run_episode(
-        greedy=greedy, actions=self.prior_actions if prior else None)
+        greedy=greedy,
+        actions=self._demo_actions(self.demos[reference]) if demo else None)
     loss = (self.learner.train()
             if episode + 1 >= int(c.agent.warmup_episodes) else None)
     steps = self.env.step_log
     record = {
-        'episode': episode, 'greedy': greedy, 'prior': prior,
-        'epsilon': epsilon,
+        'episode': episode, 'greedy': greedy, 'demo': demo,
+        'reference': reference, 'epsilon': epsilon,
         'actions': played['actions'],
         'sparsity': [s['sparsity'] for s in steps],
         'rewards': played['rewards'], 'return': played['return'],
         'accuracies': [s['accuracy'] for s in steps],
+        'final_accuracy': steps[-1]['accuracy'],
         'global_sparsity': self.env.reached_sparsity(),
         'diverged': any(s['diverged'] for s in steps),
         'agent_loss': loss,
@@ -190,10 +302,15 @@ class SearchLoop:
     state = self.state
     state.env_steps += len(steps)
     meets = record['global_sparsity'] >= self.target - self.tolerance
-    if meets and not record['diverged'] and (
-        state.best is None or record['return'] > state.best['return']):
-      state.best = {k: record[k] for k in ('episode', 'return', 'sparsity',
-                                           'global_sparsity', 'accuracies')}
+    ok = meets and not record['diverged']
+    if demo:
+      # A demonstration that misses the budget can never be the reference.
+      state.demos[reference] = self._score(record) if ok else -1e9
+    if ok and (state.best is None or
+               self._score(record) > self._score(state.best)):
+      state.best = {k: record[k] for k in (
+          'episode', 'return', 'sparsity', 'global_sparsity', 'accuracies',
+          'final_accuracy', 'reference')}
     state.episode = episode + 1
     state.search_s += record['wall_s']
     self.records.append(record)
@@ -211,12 +328,15 @@ class SearchLoop:
         io_utils.write_json_atomic(self._path('search_state.json'),
                                    dataclasses.asdict(state))
     if self.verbose:
-      best = state.best['return'] if state.best else float('nan')
-      print(f'episode {state.episode}/{c.search.episodes}'
-            f'{" greedy" if record["greedy"] else ""}: return '
+      best = self._score(state.best) if state.best else float('nan')
+      kind = (f' demo {record["reference"]}' if record['demo'] else
+              ' greedy' if record['greedy'] else '')
+      left = (int(c.search.episodes) - state.episode) * record['wall_s']
+      print(f'episode {state.episode}/{c.search.episodes}{kind}: return '
             f'{record["return"]:.4f} sparsity {record["global_sparsity"]:.4f} '
-            f'reward-acc {record["accuracies"][-1]:.4f} best {best:.4f} '
-            f'{record["wall_s"]:.1f}s/episode', flush=True)
+            f'reward-acc {record["final_accuracy"]:.4f} best ({self.select}) '
+            f'{best:.4f} {record["wall_s"]:.1f}s/episode, ~{left:.0f}s left',
+            flush=True)
 
   def _summaries(self, record: dict):
     with self._writer.as_default():
@@ -256,8 +376,9 @@ class SearchLoop:
          'global_sparsity': pruning.global_sparsity(self.env.infos, chosen),
          'episode_global_sparsity': best['global_sparsity'],
          'episode_sparsity': found,
-         'reward_accuracy': best['accuracies'][-1], 'return': best['return'],
-         'episode': best['episode'],
+         'reward_accuracy': best['final_accuracy'], 'return': best['return'],
+         'episode': best['episode'], 'reference': best.get('reference', ''),
+         'demonstrations': dict(self.state.demos), 'select': self.select,
          'dense_reward_accuracy': self.env.dense_accuracy})
 
   def save_policy(self, pol: policy_lib.Policy):

@@ -27,6 +27,7 @@ def run_search(config, workdir: str, *, resume: bool = False,
     ValueError: bad config, data or workdir.
   """
   start = time.perf_counter()
+  search_loop.check_config(config)
   multi_worker = config.strategy.get('name') == 'multi_worker'
   with experiment.output_dir(config, workdir) as out:
     if out == workdir:

@@ -49,6 +49,82 @@ def testBadTarget_RaisesValueError(bad):
     allocation.global_magnitude(models.fmnist_cnn(), bad)
 
 
+def testLampScores_HandComputed():
+  # Squared [1, 4, 9, 16]; sums of the weights at least as large 30, 29, 25, 16.
+  got = allocation.lamp_scores(np.array([[3.0, -1.0], [4.0, 2.0]]))
+  np.testing.assert_allclose(got, [1 / 30, 4 / 29, 9 / 25, 1.0])
+
+
+def _lamp_model(scale_b=1.0):
+  # a: 2x2 with scores 1/30, 4/29, 9/25, 1; b: 2x3 of equal weights with
+  # scores 1/6, 1/5, 1/4, 1/3, 1/2, 1.
+  k1 = np.array([[1.0, 2.0], [3.0, 4.0]], np.float32)
+  k2 = np.full((2, 3), scale_b, np.float32)
+  return _two_layer_model(k1, k2)
+
+
+def testLamp_PerLayerSparsityHandComputed():
+  # 5 of 10 go: 1/30, 4/29 (a) and 1/6, 1/5, 1/4 (b).
+  assert allocation.lamp(_lamp_model(), 0.5) == {'a': 0.5, 'b': 0.5}
+  # 7 of 10: then 1/3 (b) and 9/25 (a).
+  assert allocation.lamp(_lamp_model(), 0.7) == {'a': 0.75, 'b': 4 / 6}
+
+
+def testLamp_IsInvariantToScalingALayer_UnlikeGlobalMagnitude():
+  assert allocation.lamp(_lamp_model(100.0), 0.7) == allocation.lamp(
+      _lamp_model(), 0.7)
+  assert allocation.global_magnitude(_lamp_model(100.0), 0.4)['a'] == 0.99
+  assert allocation.global_magnitude(_lamp_model(), 0.4)['a'] == 0.0
+
+
+def testLamp_NeverEmptiesALayer():
+  got = allocation.lamp(_lamp_model(), 0.99)
+  assert got == {'a': 0.75, 'b': 5 / 6}  # each keeps its largest weight
+
+
+def _dense_model(shapes):
+  inputs = keras.Input((shapes[0][0],))
+  x = inputs
+  for k, (_, n_out) in enumerate(shapes):
+    x = keras.layers.Dense(n_out, use_bias=False, name=f'd{k}')(x)
+  return keras.Model(inputs, x)
+
+
+def testErkRawDensity_DenseAndConvShapes():
+  assert allocation.erk_raw_density((4, 100)) == pytest.approx(104 / 400)
+  assert allocation.erk_raw_density((3, 3, 1, 32)) == pytest.approx(39 / 288)
+
+
+def testErk_HandComputed():
+  # Raw densities 8/16, 104/400, 102/200; 616 weights. At 50%, 308 are kept:
+  # eps = 308 / (8 + 104 + 102).
+  model = _dense_model([(4, 4), (4, 100), (100, 2)])
+  got = allocation.erk(model, 0.5)
+  eps = 308 / 214
+  assert got == pytest.approx({'d0': 1 - eps * 0.5, 'd1': 1 - eps * 0.26,
+                               'd2': 1 - eps * 0.51})
+
+
+def testErk_LayerAboveDensityOneIsKeptDenseAndTheScaleRecomputed():
+  # At 20%, 492.8 are kept: eps = 492.8 / 214 would give d0 and d2 densities
+  # above 1, so both are dense and d1 keeps the other 492.8 - 216.
+  model = _dense_model([(4, 4), (4, 100), (100, 2)])
+  got = allocation.erk(model, 0.2)
+  assert got == pytest.approx({'d0': 0.0, 'd1': 1 - 276.8 / 400, 'd2': 0.0})
+
+
+@pytest.mark.parametrize('method', allocation.FREE_METHODS)
+@pytest.mark.parametrize('target', [0.0, 0.5, 0.9, 0.95, 0.98, 0.99])
+def testFreeMethods_MeetTheTargetWithinATenthOfAPointOnRealNets(method, target):
+  for model in (models.fmnist_cnn(), models.fmnist_resnet()):
+    infos = pruning.prunable_layers(model)
+    got = allocation.fit_to_target(infos, allocation.allocate(method, model,
+                                                              target), target)
+    assert pruning.global_sparsity(infos, got) == pytest.approx(target,
+                                                                abs=0.001)
+    assert all(0.0 <= s < 1.0 for s in got.values())
+
+
 def testUnknownMethod_RaisesValueError():
   with pytest.raises(ValueError, match='unknown allocation'):
     allocation.allocate('random', models.fmnist_cnn(), 0.5)

@@ -4,19 +4,59 @@ import numpy as np
 import pytest
 from tf_agents.environments import utils
 
-from purl_tf import batchnorm, env as env_lib, models, reward, train
+from purl_tf import allocation, batchnorm, env as env_lib, models, reward, train
 from purl_tf.compat import keras, tf
 
 
-def _env(splits, **kwargs):
+def _env(splits, target=0.8, **kwargs):
+  """The absolute (paper) action space unless `action_space` says otherwise."""
   keras.utils.set_random_seed(0)
   model = models.fmnist_cnn()
   train.compile_model(model, 1e-3)
   train.fine_tune(model, splits.train, epochs=1, steps=8)
-  args = dict(finetune_steps=2, subset_batches=4, eval_batches=2)
+  args = dict(finetune_steps=2, subset_batches=4, eval_batches=2,
+              action_space='absolute')
   args.update(kwargs)
   return env_lib.PruningEnv(model, splits.train, splits.reward,
-                            reward.TargetPenaltyReward(), 0.8, **args)
+                            reward.TargetPenaltyReward(), target, **args)
+
+
+def testRelativeEnv_PassesTfAgentsSpecChecks(splits):
+  utils.validate_py_environment(_env(splits, action_space='relative'),
+                                episodes=2)
+
+
+def _play(env, actions):
+  env.reset()
+  for a in actions:
+    env.step(np.int64(a))
+  return env.chosen()
+
+
+@pytest.mark.parametrize('target', [0.0, 0.5, 0.9, 0.99])
+def testRelativeEnv_NeutralEpisodeIsTheReferenceAndEveryEpisodeMeetsTarget(
+    splits, target):
+  env = _env(splits, target, action_space='relative', finetune_steps=0,
+             eval_batches=1, final_eval_batches=1)
+  ref = allocation.erk(env.model, target)
+  env.set_reference(ref)
+  got = _play(env, [env.neutral_action] * env.num_layers)
+  want = allocation.fit_to_target(env.infos, ref, target)
+  assert got == pytest.approx(want, abs=1e-9)
+  rng = np.random.RandomState(0)
+  for _ in range(3):
+    _play(env, rng.randint(0, len(env.grid), env.num_layers))
+    assert env.reached_sparsity() == pytest.approx(target, abs=1e-9)
+
+
+def testRelativeEnv_ActionsMoveTheFirstLayerByTheirScale(splits):
+  env = _env(splits, 0.9, action_space='relative', finetune_steps=0,
+             eval_batches=1)
+  env.set_reference(allocation.uniform(env.model, 0.9))
+  env.reset()
+  kept = [1.0 - env.action_sparsity(a) for a in range(len(env.grid))]
+  # conv1 keeps 10% in the reference: 2**u times that, u in -1 ... 1.
+  assert kept == pytest.approx([0.1 * 2.0 ** u for u in env.grid], abs=1e-9)
 
 
 def testEnv_PassesTfAgentsSpecChecks(splits):
@@ -109,6 +149,35 @@ def testBudgetClamp_HandComputed(t, index, chosen, expected):
   assert got == expected
 
 
+@pytest.mark.parametrize('t,scale,kept,expected', [
+    # params 100/100/800, reference keeps 50/20/30 (a 90% target).
+    (0, 0.0, [], 50.0),           # neutral: the reference
+    (0, 1.0, [], 75.0),           # 100 asked; the rest must keep 10 + 15
+    (0, -1.0, [], 25.0),          # half: the floor
+    (1, 0.0, [75.0], 10.0),       # 25 left for a reference rest of 50
+    (1, 1.0, [75.0], 10.0),       # the last layer's floor (15) binds
+    (2, 0.5, [75.0, 10.0], 15.0),  # the last layer takes what is left
+    (2, -1.0, [25.0, 10.0], 65.0),
+])
+def testRelativeKept_HandComputed(t, scale, kept, expected):
+  got = env_lib.relative_kept(t, scale, [50.0, 20.0, 30.0], [100, 100, 800],
+                              kept, -1.0)
+  assert got == pytest.approx(expected)
+
+
+def testScaleGrid_HasTheNeutralActionAndValidates():
+  grid = env_lib.scale_grid(-1.0, 1.0, 0.25)
+  assert len(grid) == 9 and grid[4] == 0.0
+  assert list(env_lib.scale_grid(-0.5, 1.0, 0.5)) == [-0.5, 0.0, 0.5, 1.0]
+  with pytest.raises(ValueError):
+    env_lib.scale_grid(0.5, 1.0, 0.25)
+
+
+def testAbsoluteGrid_BelowTheTargetIsRefusedUpFront(splits):
+  with pytest.raises(ValueError, match='action_space=relative'):
+    _env(splits, 0.95)
+
+
 def testActionGrid_Validates():
   assert len(env_lib.action_grid()) == 20
   with pytest.raises(ValueError):
@@ -128,7 +197,7 @@ def _bn_step(splits, bn_batches):
   bn = env.model.get_layer('s3b2_bn2')
   before = bn.moving_mean.numpy().copy()
   env.reset()
-  env.step(np.int64(10))
+  env.step(np.int64(env.neutral_action))
   return env, bn, before, bn.moving_mean.numpy().copy()
 
 

@@ -48,6 +48,30 @@ def testSearch_ReturnsPolicyMeetingTheBudgetAndLeavesModelAlone(splits, tmp_path
     np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize('method', ['uniform', 'global_magnitude', 'lamp',
+                                    'erk', 'sensitivity'])
+def testAllocate_EveryMethodReachesTheTargetAsAPolicy(splits, method):
+  model = _trained(splits)
+  policy = purl_tf.allocate(model, method, 0.9, reward_ds=splits.reward,
+                            eval_batches=1)
+  assert policy.metrics['method'] == method
+  assert policy.metrics['global_sparsity'] == pytest.approx(0.9, abs=1e-6)
+  policy.check(model)
+  pruned = purl_tf.apply(model, policy)
+  pruned.compile('adam', 'sparse_categorical_crossentropy')
+  pruned.fit(splits.train, epochs=1, steps_per_epoch=1, verbose=0,
+             callbacks=purl_tf.callbacks())
+  report = purl_tf.sparsity_report(purl_tf.strip(pruned))
+  assert report['global'] == pytest.approx(0.9, abs=0.001)
+
+
+def testAllocate_SensitivityWithoutRewardData_RaisesValueError(splits):
+  with pytest.raises(ValueError, match='reward split'):
+    purl_tf.allocate(models.fmnist_cnn(), 'sensitivity', 0.9)
+  with pytest.raises(ValueError, match='unknown allocation'):
+    purl_tf.allocate(models.fmnist_cnn(), 'magnitude', 0.9)
+
+
 def testPolicy_AppliesToAFreshModelInTheUsersOwnFit(splits, tmp_path):
   policy = purl_tf.Policy({'conv1': 0.3, 'conv2': 0.6, 'fc1': 0.95, 'fc2': 0.5},
                           purl_tf.policy.fingerprint(models.fmnist_cnn()))

@@ -1,4 +1,5 @@
-"""The search loop's prior episode (`search.prior`) on the benchmark CNN.
+"""The search loop on the benchmark CNN: demonstrations of the free
+allocations, the reference they choose, and the best-episode rule.
 
 Seeded by conftest (numpy, Python, TensorFlow) and the config's seed.
 """
@@ -6,21 +7,24 @@ Seeded by conftest (numpy, Python, TensorFlow) and the config's seed.
 import numpy as np
 import pytest
 
-from purl_tf import allocation, models, search_loop, train
+from purl_tf import allocation, config_defaults, models, search_loop, train
 from purl_tf.compat import keras
 from tests.conftest import tiny_search_config
 
 
-def _config(prior):
+def _config(references='lamp,erk', episodes=4, **search):
   config = tiny_search_config()
   config.prune.sparsity = 0.8
-  config.search.prior = prior
-  config.search.episodes = 2
+  config.search.references = references
+  config.search.episodes = episodes
   config.search.greedy_every = 0
+  config.search.final_eval_batches = 2
+  config.search.update(search)
   return config
 
 
-def _dense(splits):
+@pytest.fixture(scope='module')
+def dense(splits):
   keras.utils.set_random_seed(0)
   model = models.fmnist_cnn()
   train.compile_model(model, 1e-3)
@@ -28,31 +32,96 @@ def _dense(splits):
   return model
 
 
-def testPriorEpisode_PlaysTheBaselineAllocationFirst(splits):
-  dense = _dense(splits)
-  config = _config('global_magnitude')
+def _run(dense, splits, config):
   env = search_loop.build_env(dense, splits.train, splits.reward, config)
   loop = search_loop.SearchLoop(env, config, verbose=False)
   loop.run()
-  want = allocation.global_magnitude(dense, 0.8)
-  nearest = [int(np.argmin(np.abs(env.grid - want[n]))) for n in loop.names]
-  first, second = loop.records
-  assert first['prior'] and not second['prior']
-  assert first['actions'] == nearest
-  # Its transitions are in the replay buffer with the second episode's.
-  assert int(loop.learner.replay.num_frames()) == 2 * env.num_layers
+  return env, loop
 
 
-def testNoPrior_FirstEpisodeIsTheAgents(splits):
-  config = _config('')
-  env = search_loop.build_env(_dense(splits), splits.train, splits.reward, config)
-  loop = search_loop.SearchLoop(env, config, verbose=False)
-  loop.run()
-  assert not any(r['prior'] for r in loop.records)
+def testDemonstrations_PlayEachReferenceFirstThenScaleTheBest(dense, splits):
+  env, loop = _run(dense, splits, _config())
+  first, second, *rest = loop.records
+  assert [first['reference'], second['reference']] == ['lamp', 'erk']
+  assert first['demo'] and second['demo'] and not any(r['demo'] for r in rest)
+  # A demonstration is its allocation itself (all neutral actions).
+  want = allocation.fit_to_target(env.infos, allocation.lamp(dense, 0.8), 0.8)
+  assert first['actions'] == [env.neutral_action] * env.num_layers
+  assert first['sparsity'] == pytest.approx([want[n] for n in loop.names])
+  best = max(('lamp', 'erk'), key=lambda n: loop.state.demos[n])
+  assert all(r['reference'] == best for r in rest)
+  # Every episode meets the target exactly, and all went to the replay buffer.
+  assert all(r['global_sparsity'] == pytest.approx(0.8) for r in loop.records)
+  assert int(loop.learner.replay.num_frames()) == 4 * env.num_layers
 
 
-def testUnknownPrior_RaisesValueError(splits):
-  config = _config('magic')
-  env = search_loop.build_env(_dense(splits), splits.train, splits.reward, config)
-  with pytest.raises(ValueError, match='search.prior'):
-    search_loop.SearchLoop(env, config, verbose=False)
+def testFixedReference_IsScaledWhateverTheDemonstrationsScore(dense, splits):
+  config = _config(episodes=3)
+  config.env.reference = 'uniform'
+  _, loop = _run(dense, splits, config)
+  assert loop.records[-1]['reference'] == 'uniform'
+
+
+@pytest.mark.parametrize('select', ['final_accuracy', 'return'])
+def testBestEpisode_IsTheBestScoreAmongThoseMeetingTheBudget(dense, splits,
+                                                             select):
+  config = _config(select=select)
+  if select == 'return':
+    config_defaults.paper_faithful(config)
+    config.env.action_max = 0.9
+  _, loop = _run(dense, splits, config)
+  key = 'final_accuracy' if select == 'final_accuracy' else 'return'
+  eligible = [r for r in loop.records
+              if r['global_sparsity'] >= 0.8 - 0.005 and not r['diverged']]
+  want = max(eligible, key=lambda r: r[key])
+  assert loop.state.best['episode'] == want['episode']
+  policy = loop.policy(dense)
+  assert policy.metrics['select'] == select
+  assert policy.metrics['reward_accuracy'] == want['final_accuracy']
+
+
+def testFinalEvaluation_UsesItsOwnBatchCount(dense, splits):
+  # The reward split holds 8 batches of 32: the last step sees all of them,
+  # the others 2, so the last accuracy is a multiple of 1/256.
+  _, loop = _run(dense, splits, _config(references='lamp', episodes=1,
+                                        final_eval_batches=0))
+  final = loop.records[0]['final_accuracy']
+  assert final * 256 == pytest.approx(round(final * 256), abs=1e-6)
+  assert all(a * 64 == pytest.approx(round(a * 64), abs=1e-6)
+             for a in loop.records[0]['accuracies'][:-1])
+
+
+@pytest.mark.parametrize('key,value,match', [
+    ('search.references', 'lamp,magic', 'unknown reference'),
+    ('search.references', 'lamp,lamp', 'twice'),
+    ('search.references', '', 'needs at least one'),
+    ('env.reference', 'sensitivity', 'unknown reference'),
+    ('search.select', 'luck', 'search.select'),
+    ('search.episodes', 0, 'search.episodes'),
+    ('search.checkpoint_every', 0, 'checkpoint_every'),
+    ('env.action_space', 'polar', 'env.action_space'),
+    ('env.scale_min', 0.5, 'scale grid'),
+])
+def testCheckConfig_RejectsBadValuesBeforeAnyWork(key, value, match):
+  config = _config()
+  section, leaf = key.split('.')
+  config[section][leaf] = value
+  with pytest.raises(ValueError, match=match):
+    search_loop.check_config(config)
+
+
+def testCheckConfig_AbsoluteGridBelowTheTarget_NamesTheFix():
+  config = config_defaults.paper_faithful(_config())
+  config.prune.sparsity = 0.98
+  with pytest.raises(ValueError, match='action_space=relative'):
+    search_loop.check_config(config)
+  config.env.action_space = 'relative'
+  config.search.references = 'lamp'
+  search_loop.check_config(config)
+
+
+def testCheckConfig_AcceptsEveryTargetInTheRelativeSpace():
+  for target in np.linspace(0.0, 0.99, 12):
+    config = _config()
+    config.prune.sparsity = float(target)
+    search_loop.check_config(config)
