@@ -1,18 +1,28 @@
 r"""Does PuRL beat the allocations a user would otherwise pick, and at what cost?
 
-On Fashion-MNIST (Debian's package), for each net and global target, every
-allocation method is pruned from the *same* trained dense network through the
-same code path and the same final fine-tune (epochs, optimiser, schedule,
-seed): `uniform`, `global_magnitude`, `sensitivity` and `purl` (the search at
-its default config). All figures come from one run, side by side.
+On Fashion-MNIST (Debian's package), for each net, seed and global target,
+every method prunes the *same* dense net (trained with that seed) through
+the same code path and the same final fine-tune (epochs, optimiser, ramp,
+seed): uniform, global_magnitude, lamp, erk, sensitivity, purl (the search at
+its default config) and purl_paper (the paper-faithful setting, an ablation).
+Methods are compared paired by seed (`purl_tf.compare`).
 
-  python benchmarks/fmnist.py --quick            # a few minutes
-  python benchmarks/fmnist.py                    # the full run (hours on 2 cores)
-  python benchmarks/fmnist.py --nets=fmnist_cnn --targets=0.9,0.95
+The run is a set of cells (net, seed, target, method). Each finished cell is
+written to the results file at once; a rerun skips the cells it holds (for
+the same config), so the full run can be done in pieces:
 
-Writes benchmarks/results/fmnist{,_quick}.json, .md and PNG plots.
+  python benchmarks/fmnist.py --quick                 # a smoke run, minutes
+  python benchmarks/fmnist.py --nets=fmnist_cnn --seeds=0,1,2
+  python benchmarks/fmnist.py --nets=fmnist_resnet --seeds=0 --targets=0.98 \
+      --budget_minutes=150                            # stops between cells
+  python benchmarks/fmnist.py --report_only           # Markdown + PNG again
+
+Writes benchmarks/results/fmnist{,_quick}.json, .md and PNG plots. Dense
+nets are cached in --workdir, so a piece that resumes a seed does not retrain
+it (its training time is the one recorded when it was trained).
 """
 
+import hashlib
 import json
 import os
 import platform
@@ -27,34 +37,37 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 import purl_tf  # pylint: disable=g-import-not-at-top,unused-import
-from purl_tf import allocation, config_defaults, experiment, io_utils, pruning, report
-from purl_tf import search_loop
+from purl_tf import allocation, compare, config_defaults, experiment, io_utils
+from purl_tf import pruning, report, search_loop
 from purl_tf.compat import keras
 import psutil  # pylint: disable=g-import-not-at-top
 
-_QUICK = flags.DEFINE_bool('quick', False, 'Smoke-sized run: one net, one '
-                           'target, tiny budgets.')
+ALL_METHODS = ('uniform', 'global_magnitude', 'lamp', 'erk', 'sensitivity',
+               'purl', 'purl_paper')
+_QUICK = flags.DEFINE_bool('quick', False, 'Smoke-sized run: fmnist_cnn at '
+                           '0.9, :smoke budgets, written to fmnist_quick.*.')
 _NETS = flags.DEFINE_list('nets', ['fmnist_cnn', 'fmnist_resnet'], 'Nets.')
-_TARGETS = flags.DEFINE_list('targets', ['0.8', '0.9', '0.95', '0.98'],
+_SEEDS = flags.DEFINE_list('seeds', ['0', '1', '2'], 'Seeds: each trains its '
+                           'own dense net and seeds every method on it.')
+_TARGETS = flags.DEFINE_list('targets', ['0.9', '0.95', '0.98'],
                              'Global target sparsities.')
-_METHODS = flags.DEFINE_list('methods', ['uniform', 'global_magnitude',
-                                         'sensitivity', 'purl'], 'Methods.')
+_METHODS = flags.DEFINE_list('methods', list(ALL_METHODS), 'Methods.')
 _OUT = flags.DEFINE_string('out', os.path.join(REPO, 'benchmarks', 'results'),
                            'Results directory.')
-_WORKDIR = flags.DEFINE_string('workdir', '/tmp/purl_bench', 'Run outputs.')
+_WORKDIR = flags.DEFINE_string('workdir', '/tmp/purl_bench',
+                               'Run outputs and the dense-net cache.')
 _TAG = flags.DEFINE_string('tag', '', 'Names the outputs fmnist_TAG.* (for '
                            'ablations run with --override).')
 _VARIANTS = flags.DEFINE_multi_string(
     'variant', [], 'An extra PuRL method NAME:key=value[,key=value...] (run '
-    'as method purl_NAME at --variant_targets), for ablations side by side '
-    'with the default search, e.g. long:search.episodes=40.')
-_VARIANT_TARGETS = flags.DEFINE_list('variant_targets', ['0.9'],
-                                     'Targets the variants run at.')
-_KEEP_OTHER_NETS = flags.DEFINE_bool(
-    'keep_other_nets', True, 'Keep the rows of nets not in --nets from the '
-    'existing results file (each net is compared within one run).')
+    'as method purl_NAME), for ablations beside the default search, e.g. '
+    'long:search.episodes=40.')
 _OVERRIDES = flags.DEFINE_multi_string(
-    'override', [], 'config overrides as key=value (e.g. search.episodes=20).')
+    'override', [], 'config overrides as key=value (e.g. finetune.epochs=2).')
+_BUDGET = flags.DEFINE_float('budget_minutes', 0.0, 'Start no new cell after '
+                             'this many minutes (0: no limit).', lower_bound=0)
+_REPORT_ONLY = flags.DEFINE_bool('report_only', False, 'Only rewrite the '
+                                 'Markdown and plots from the JSON.')
 
 
 def rss_mb() -> float:
@@ -65,10 +78,8 @@ def peak_rss_mb() -> float:
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def net_config(net: str, quick: bool, extra=()):
-  config = config_defaults.load(os.path.join(REPO, 'configs', f'{net}.py') +
-                                (':smoke' if quick else ''))
-  for item in list(_OVERRIDES.value) + list(extra):
+def apply_overrides(config, items):
+  for item in items:
     key, value = item.split('=', 1)
     node = config
     *path, leaf = key.split('.')
@@ -79,17 +90,42 @@ def net_config(net: str, quick: bool, extra=()):
   return config
 
 
-def action_space_for(config, target: float):
-  """The default grid tops out at 0.95; a 98% target needs a higher maximum."""
-  if target > config.env.action_max - 0.01:
-    config.env.action_max = min(0.995, target + (1 - target) / 2)
-    config.env.action_step = config.env.action_max / 19
+def net_config(net: str, quick: bool, seed: int):
+  config = config_defaults.load(os.path.join(REPO, 'configs', f'{net}.py') +
+                                (':smoke' if quick else ''))
+  apply_overrides(config, _OVERRIDES.value)
+  config.seed = int(seed)
   return config
 
 
-def run_purl(ctx, config, target):
-  config = action_space_for(config, target)
+def config_digest(config) -> str:
+  """Identifies the settings a cell was measured with (seed excluded: it is
+  part of the cell's key)."""
+  obj = experiment.config_json(config)
+  obj.pop('seed', None)
+  obj['train'].pop('cache_dir', None)
+  text = json.dumps(obj, sort_keys=True)
+  return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def method_config(config, method: str, target: float):
+  """The search config of a purl method at `target`."""
+  config = config.copy_and_resolve_references()
   config.prune.sparsity = target
+  if method == 'purl_paper':
+    config_defaults.paper_faithful(config)
+    # The paper's grid tops out at 0.95: a higher target needs a higher
+    # maximum (20 actions up to halfway between the target and 1).
+    if target > config.env.action_max - 0.01:
+      config.env.action_max = min(0.995, target + (1 - target) / 2)
+      config.env.action_step = config.env.action_max / 19
+  elif method != 'purl':
+    variants = dict(v.split(':', 1) for v in _VARIANTS.value)
+    apply_overrides(config, variants[method[len('purl_'):]].split(','))
+  return config
+
+
+def run_purl(ctx, config):
   # As purl-search does: the search's cached batches come from a pipeline
   # shuffled once, so they do not depend on which methods ran before.
   env = search_loop.build_env(ctx.dense, ctx.splits.search_train,
@@ -100,230 +136,293 @@ def run_purl(ctx, config, target):
   def on_episode(record):
     samples[record['episode'] + 1] = rss_mb()
   state = loop.run(on_episode)
-  return loop.policy(ctx.dense).sparsity, state, samples, loop
-
-
-def profile(records):
+  records = loop.records
   ft = sum(r['finetune_s'] for r in records)
   ev = sum(r['eval_s'] for r in records)
   wall = sum(r['wall_s'] for r in records)
-  return {'finetune_share': ft / wall, 'eval_share': ev / wall,
-          'other_share': (wall - ft - ev) / wall, 'episode_s': wall / len(records)}
+  extra = {
+      'search_s': state.search_s, 'episodes': state.episode,
+      'best_episode': state.best['episode'] + 1,
+      'best_reference': state.best.get('reference', ''),
+      'demonstrations': dict(state.demos),
+      'episode_global_sparsity': state.best['global_sparsity'],
+      'step_profile': {'finetune_share': ft / wall, 'eval_share': ev / wall,
+                       'other_share': (wall - ft - ev) / wall,
+                       'episode_s': wall / len(records)},
+      'rss_mb_after_episode_5': samples.get(5),
+      'rss_mb_after_last_episode': samples.get(state.episode),
+      'curve': {'return': [r['return'] for r in records],
+                'final_accuracy': [r['final_accuracy'] for r in records],
+                'demo': [r.get('demo', False) for r in records]},
+  }
+  return loop.policy(ctx.dense).sparsity, extra
 
 
-def benchmark_net(net, targets, methods, quick, workdir):
-  """Yields `(row, per-net extras)` after each method at each target."""
-  config = net_config(net, quick)
-  os.makedirs(workdir, exist_ok=True)
-  ctx = experiment.prepare(config, workdir, verbose=2)
-  dense_s = ctx.dense_train_s
-  extras = {'dense_test_accuracy': ctx.dense_test_accuracy,
-                         'dense_train_s': dense_s, 'purl': {}}
-  scan = None
-  variants = dict(v.split(':', 1) for v in _VARIANTS.value)
-  variant_targets = [float(t) for t in _VARIANT_TARGETS.value]
-  for target in targets:
-    run_methods = list(methods)
-    if any(abs(target - t) < 1e-9 for t in variant_targets):
-      run_methods += [f'purl_{name}' for name in variants]
-    for method in run_methods:
-      keras.utils.set_random_seed(int(config.seed))
-      t0 = time.perf_counter()
-      record_extra = {}
-      if method == 'purl' or method.startswith('purl_'):
-        extra = variants[method[5:]].split(',') if method != 'purl' else ()
-        run_cfg = net_config(net, quick, extra)
-        sparsity_map, state, samples, loop = run_purl(ctx, run_cfg, target)
-        records = loop.records
-        record_extra = {
-            'search_s': state.search_s,
-            'episodes': state.episode,
-            'best_episode': state.best['episode'] + 1,
-            'episode_global_sparsity': state.best['global_sparsity'],
-            'step_profile': profile(records),
-            'rss_mb_after_episode_5': samples.get(5),
-            'rss_mb_after_last_episode': samples.get(state.episode),
-        }
-        if extra:
-          record_extra['variant_overrides'] = list(extra)
-        extras.setdefault(method, {})[str(target)] = {
-            'returns': [r['return'] for r in records],
-            'greedy': [r['greedy'] for r in records]}
-        del loop
-      elif method == 'sensitivity':
-        if scan is None:
-          s0 = time.perf_counter()
-          scan = allocation.sensitivity_scan(
-              ctx.dense, ctx.splits.reward,
-              eval_batches=int(config.search.eval_batches),
-              calibration_ds=ctx.splits.train,
-              bn_batches=int(config.search.bn_batches))
-          extras['sensitivity_scan_s'] = time.perf_counter() - s0
-        sparsity_map = allocation.pick_by_sensitivity(
-            pruning.prunable_layers(ctx.dense), scan, target)
-      else:
-        sparsity_map = allocation.allocate(method, ctx.dense, target)
-      alloc_s = time.perf_counter() - t0
-      ctx.workdir = os.path.join(workdir, f'{method}_{target}')
-      os.makedirs(ctx.workdir, exist_ok=True)
-      summary = experiment.finish(ctx, sparsity_map, target=target, method=method,
-                                  verbose=0)
-      wall = alloc_s + summary['wall_s']['finetune']
-      row = {'net': net, 'method': method, 'target': target,
-             'test_accuracy': summary['pruned_test_accuracy'],
-             'sparsity': summary['reached_global_sparsity'],
-             'per_layer_sparsity': summary['per_layer_sparsity'],
-             'gzip_ratio': summary['gzip_bytes']['ratio'],
-             'allocation_s': alloc_s, 'finetune_s': summary['wall_s']['finetune'],
-             'wall_s': wall, 'wall_over_dense_train': wall / dense_s if dense_s else None,
-             **record_extra}
-      print(f'{net} {method} @{target}: test acc {row["test_accuracy"]:.4f} '
-            f'sparsity {row["sparsity"]:.4f} wall {wall:.0f}s', flush=True)
-      yield row, extras
+class Cells:
+  """The results file: every measured cell, written after each one."""
+
+  def __init__(self, path: str):
+    self.path = path
+    self.payload = {'schema': 2, 'cells': [], 'dense': {}}
+    if os.path.exists(path):
+      with open(path) as f:
+        old = json.load(f)
+      if old.get('schema') == 2:
+        self.payload = old
+
+  @property
+  def rows(self):
+    return self.payload['cells']
+
+  def find(self, net, seed, target, method, digest):
+    for r in self.rows:
+      if (r['net'], r['seed'], r['method'], r['config_digest']) == (
+          net, seed, method, digest) and abs(r['target'] - target) < 1e-9:
+        return r
+    return None
+
+  def add(self, row):
+    old = [r for r in self.rows if not (
+        (r['net'], r['seed'], r['method']) == (row['net'], row['seed'],
+                                               row['method'])
+        and abs(r['target'] - row['target']) < 1e-9)]
+    self.payload['cells'] = old + [row]
+
+  def save(self, extra):
+    self.payload.update(extra)
+    io_utils.write_json_atomic(self.path, self.payload)
 
 
-def write_markdown(path, payload):
-  rows = payload['results']
-  lines = ['# Fashion-MNIST: PuRL against the allocations a user would pick', '',
-           f'Machine: {payload["machine"]["processor"]}, {payload["machine"]["cpus"]} '
-           f'CPUs; TensorFlow {payload["versions"]["tensorflow"]}; seed '
-           f'{payload["seed"]}; {"quick" if payload["quick"] else "full"} run. '
-           'Every method prunes the same dense net with the same final '
-           'fine-tune; wall time = allocation (search, scan) + final fine-tune.', '']
-  if payload.get('overrides'):
-    lines += ['Config overrides: ' + ', '.join(f'`{o}`' for o in payload['overrides'])
-              + '.', '']
-  if payload.get('partial'):
-    lines += ['**Partial**: the run was still going (or was stopped) when this '
-              'was written.', '']
-  for net, extra in payload['nets'].items():
-    run = payload.get('runs', {}).get(net, {})
-    lines += [f'## {net}', '']
-    if run:
-      lines += [f'Run started {run["started"]}' + (
-          '; overrides ' + ', '.join(f'`{o}`' for o in run['overrides'])
-          if run.get('overrides') else '') + '.', '']
-    lines += [
-              f'Dense: test accuracy {extra["dense_test_accuracy"]:.4f}, '
-              f'training {extra["dense_train_s"]:.0f} s.', '',
-              '| target | method | test accuracy | reached sparsity | gzip vs dense '
-              '| wall s | wall / dense training |', '|---|---|---|---|---|---|---|']
-    for r in rows:
-      if r['net'] != net:
+def run_cells(cells: Cells, quick: bool, deadline: float, save):
+  """Measures every missing cell; returns False when the budget ran out."""
+  nets = ['fmnist_cnn'] if quick and not _NETS.present else _NETS.value
+  targets = ([0.9] if quick and not _TARGETS.present else
+             [float(t) for t in _TARGETS.value])
+  seeds = [0] if quick and not _SEEDS.present else [int(s) for s in _SEEDS.value]
+  methods = list(_METHODS.value) + [f'purl_{v.split(":", 1)[0]}'
+                                    for v in _VARIANTS.value]
+  for net in nets:
+    for seed in seeds:
+      config = net_config(net, quick, seed)
+      digest = config_digest(config)
+      todo = [(t, m) for t in targets for m in methods
+              if cells.find(net, seed, t, m, digest) is None]
+      if not todo:
         continue
-      ratio = (f'{r["wall_over_dense_train"]:.2f}x'
-               if r['wall_over_dense_train'] else '-')
-      lines.append(f'| {r["target"]:.2f} | {r["method"]} | {r["test_accuracy"]:.4f} | '
-                   f'{r["sparsity"]:.4f} | {r["gzip_ratio"]:.3f} | {r["wall_s"]:.0f} '
-                   f'| {ratio} |')
-    purl = [r for r in rows if r['net'] == net and r['method'].startswith('purl')]
-    if purl:
-      lines += ['', '| target | method | episodes | best at | search s | '
-                'fine-tune share | eval share | other share | '
-                'RSS after ep 5 / last (MB) |',
-                '|---|---|---|---|---|---|---|---|---|']
-      for r in purl:
-        p = r['step_profile']
-        lines.append(
-            f'| {r["target"]:.2f} | {r["method"]} | {r["episodes"]} | '
-            f'{r["best_episode"]} | '
-            f'{r["search_s"]:.0f} | {p["finetune_share"]:.1%} | {p["eval_share"]:.1%} '
-            f'| {p["other_share"]:.1%} | {r["rss_mb_after_episode_5"] or 0:.0f} / '
-            f'{r["rss_mb_after_last_episode"] or 0:.0f} |')
-    lines += ['', f'![accuracy vs sparsity]({net}_accuracy_vs_sparsity.png)',
-              f'![per-layer sparsity at 90%]({net}_per_layer_0.9.png)',
-              f'![PuRL returns]({net}_purl_returns.png)', '']
-  variants = sorted({(r['method'], ', '.join(r['variant_overrides']))
-                      for r in rows if r.get('variant_overrides')})
-  if variants:
-    lines += ['Variants (ablations of the default search, same dense net and '
-              'final fine-tune): ' + '; '.join(f'`{m}`: `{o}`' for m, o in variants)
-              + '.', '']
-  lines.append(f'Peak RSS: {payload["peak_rss_mb"]:.0f} MB.')
+      if time.time() > deadline:
+        return False
+      workdir = os.path.join(_WORKDIR.value, f'{net}_seed{seed}')
+      os.makedirs(workdir, exist_ok=True)
+      config.train.cache_dir = os.path.join(_WORKDIR.value, 'dense_cache')
+      ctx = experiment.prepare(config, workdir, verbose=2)
+      dense_key = f'{net}/{seed}/{digest}'
+      dense = cells.payload['dense'].setdefault(dense_key, {})
+      if ctx.dense_train_s:  # trained now, not read from the cache
+        dense.update(train_s=ctx.dense_train_s)
+      dense.update(net=net, seed=seed, test_accuracy=ctx.dense_test_accuracy)
+      if not dense.get('train_s'):
+        raise ValueError(f'{dense_key}: the cached dense net has no recorded '
+                         f'training time; remove {config.train.cache_dir}')
+      scan = None
+      for target, method in todo:
+        if time.time() > deadline:
+          return False
+        keras.utils.set_random_seed(seed)
+        t0 = time.perf_counter()
+        extra = {}
+        if method.startswith('purl'):
+          sparsity_map, extra = run_purl(ctx, method_config(config, method,
+                                                            target))
+        elif method == 'sensitivity':
+          if scan is None:
+            s0 = time.perf_counter()
+            scan = allocation.sensitivity_scan(
+                ctx.dense, ctx.splits.reward,
+                eval_batches=int(config.search.eval_batches),
+                calibration_ds=ctx.splits.train,
+                bn_batches=int(config.search.bn_batches))
+            dense['sensitivity_scan_s'] = time.perf_counter() - s0
+          sparsity_map = allocation.pick_by_sensitivity(
+              pruning.prunable_layers(ctx.dense), scan, target)
+        else:
+          sparsity_map = allocation.allocate(method, ctx.dense, target)
+        alloc_s = time.perf_counter() - t0
+        ctx.workdir = os.path.join(workdir, f'{method}_{target}')
+        os.makedirs(ctx.workdir, exist_ok=True)
+        keras.utils.set_random_seed(seed)  # the same fine-tune for every method
+        summary = experiment.finish(ctx, sparsity_map, target=target,
+                                    method=method, verbose=0)
+        ft_s = summary['wall_s']['finetune']
+        row = {'net': net, 'seed': seed, 'target': target, 'method': method,
+               'config_digest': digest,
+               'test_accuracy': summary['pruned_test_accuracy'],
+               'dense_test_accuracy': ctx.dense_test_accuracy,
+               'sparsity': summary['reached_global_sparsity'],
+               'per_layer_sparsity': summary['per_layer_sparsity'],
+               'gzip_ratio': summary['gzip_bytes']['ratio'],
+               'allocation_s': alloc_s, 'finetune_s': ft_s,
+               'wall_over_dense_train': (alloc_s + ft_s) / dense['train_s'],
+               'measured': time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()),
+               **extra}
+        print(f'{net} seed {seed} {method} @{target}: test acc '
+              f'{row["test_accuracy"]:.4f} sparsity {row["sparsity"]:.4f} '
+              f'wall {alloc_s + ft_s:.0f}s '
+              f'({row["wall_over_dense_train"]:.2f}x dense)', flush=True)
+        cells.add(row)
+        save()
+  return True
+
+
+def write_markdown(path, payload, prefix):
+  rows = payload['cells']
+  lines = ['# Fashion-MNIST: PuRL against the allocations a user would pick', '',
+           f'Machine: {payload["machine"]["processor"]}, '
+           f'{payload["machine"]["cpus"]} CPUs; TensorFlow '
+           f'{payload["machine"]["tensorflow"]}. Each seed trains its own dense '
+           'net; every method prunes it with the same final fine-tune (paired '
+           'by seed). Accuracy is test accuracy, mean ± std (seeds). The '
+           'difference is PuRL minus the best baseline *on the same seeds*, '
+           'in points, ± its standard error; a **win** or **loss** only when '
+           'it exceeds twice its standard error, otherwise a **tie**. Cost = '
+           '(allocation or search + final fine-tune) / dense training, same '
+           'process.', '']
+  if payload.get('overrides'):
+    lines += ['Config overrides: ' + ', '.join(f'`{o}`' for o in
+                                              payload['overrides']) + '.', '']
+  nets = sorted({r['net'] for r in rows}, key=lambda n: (n != 'fmnist_cnn', n))
+  for net in nets:
+    net_rows = [r for r in rows if r['net'] == net]
+    digests = {r['config_digest'] for r in net_rows}
+    dense = [d for k, d in payload['dense'].items()
+             if d['net'] == net and k.rsplit('/', 1)[1] in digests]
+    d_mean, d_std = compare.mean_std([d['test_accuracy'] for d in dense])
+    t_mean, _ = compare.mean_std([d['train_s'] for d in dense])
+    lines += [f'## {net}', '',
+              f'Dense: test accuracy {compare.format_pm(d_mean, d_std, len(dense))}'
+              f', training {t_mean:.0f} s.', '']
+    methods = compare.methods_in(net_rows)
+    targets = sorted({r['target'] for r in net_rows})
+    lines += ['| target | ' + ' | '.join(methods) + ' |',
+              '|---' * (len(methods) + 1) + '|']
+    for target in targets:
+      cells = []
+      best = compare.best_baseline(net_rows, net, target)
+      for m in methods:
+        s = compare.summarize(net_rows, net, target, m)
+        text = compare.format_pm(s['mean'], s['std'], s['n']) if s else '-'
+        cells.append(f'**{text}**' if m == best else text)
+      lines.append(f'| {target:.2f} | ' + ' | '.join(cells) + ' |')
+    lines += ['', 'Best baseline in bold (by mean).', '',
+              '| target | method | vs best baseline | cost (x dense) | '
+              'best episode | reference |', '|---|---|---|---|---|---|']
+    for target in targets:
+      for m in [m for m in methods if m.startswith('purl')]:
+        p = compare.against_best_baseline(net_rows, net, target, m)
+        mine = [r for r in net_rows if r['method'] == m and r['target'] == target]
+        cost = compare.mean_std([r['wall_over_dense_train'] for r in mine])
+        best_ep = ', '.join(str(r.get('best_episode', '-')) for r in mine)
+        refs = ', '.join(r.get('best_reference', '') or '-' for r in mine)
+        lines.append(f'| {target:.2f} | {m} | {compare.verdict_text(p)} | '
+                     f'{cost[0]:.2f} ± {cost[1]:.2f} | {best_ep} | {refs} |')
+    top = max(targets)
+    lines += ['', f'![accuracy vs target]({prefix}{net}_accuracy_vs_target.png)',
+              f'![per-layer sparsity at {top}]({prefix}{net}_per_layer_{top}.png)',
+              f'![PuRL search]({prefix}{net}_purl_search.png)', '']
+  missing = payload.get('missing', [])
+  if missing:
+    lines += [f'**Incomplete**: {len(missing)} cell(s) of the requested run '
+              'are not measured yet: ' + ', '.join(missing[:12]) +
+              (' ...' if len(missing) > 12 else '') + '.', '']
+  lines.append(f'Peak RSS of the last piece: {payload["peak_rss_mb"]:.0f} MB.')
   with open(path, 'w') as f:
     f.write('\n'.join(lines) + '\n')
 
 
 def plots(out, prefix, payload):
-  for net, extra in payload['nets'].items():
-    rows = [r for r in payload['results'] if r['net'] == net]
-    points = {}
-    for r in rows:
-      points.setdefault(r['method'], []).append((r['sparsity'], r['test_accuracy']))
-    report.plot_accuracy_vs_sparsity(
-        points, os.path.join(out, f'{prefix}{net}_accuracy_vs_sparsity.png'),
-        extra['dense_test_accuracy'], title=f'{net}: test accuracy vs sparsity')
-    at90 = [r for r in rows if abs(r['target'] - 0.9) < 1e-6]
-    if at90:
-      report.plot_per_layer([{'summary': {'per_layer_sparsity': r['per_layer_sparsity']}}
-                             for r in at90],
-                            os.path.join(out, f'{prefix}{net}_per_layer_0.9.png'),
-                            labels=[r['method'] for r in at90])
-    curves = extra['purl'].get('0.9') or next(iter(extra['purl'].values()), None)
-    if curves:
-      report.plot_search([{'episode': k, 'return': r, 'greedy': g, 'accuracies': [0]}
-                          for k, (r, g) in enumerate(zip(curves['returns'],
-                                                         curves['greedy']))],
-                         os.path.join(out, f'{prefix}{net}_purl_returns.png'),
-                         f'{net}: PuRL episode return')
-
-
-def write_outputs(name, prefix, payload):
-  os.makedirs(_OUT.value, exist_ok=True)
-  io_utils.write_json_atomic(os.path.join(_OUT.value, f'{name}.json'), payload)
-  plots(_OUT.value, prefix, payload)
-  write_markdown(os.path.join(_OUT.value, f'{name}.md'), payload)
-  if prefix:
-    # The plots of a quick or tagged run carry its prefix.
-    md = os.path.join(_OUT.value, f'{name}.md')
-    text = open(md).read().replace('](fmnist', f']({prefix}fmnist')
-    open(md, 'w').write(text)
+  rows = payload['cells']
+  for net in sorted({r['net'] for r in rows}):
+    net_rows = [r for r in rows if r['net'] == net]
+    stats = {}
+    for m in compare.methods_in(net_rows):
+      for t in sorted({r['target'] for r in net_rows}):
+        s = compare.summarize(net_rows, net, t, m)
+        if s:
+          stats.setdefault(m, []).append((t, s['mean'], s['std'], s['n']))
+    digests = {r['config_digest'] for r in net_rows}
+    dense = [d['test_accuracy'] for k, d in payload['dense'].items()
+             if d['net'] == net and k.rsplit('/', 1)[1] in digests]
+    report.plot_accuracy_vs_target(
+        stats, os.path.join(out, f'{prefix}{net}_accuracy_vs_target.png'),
+        compare.mean_std(dense) if dense else None,
+        title=f'{net}: test accuracy vs target (mean ± std over seeds)')
+    seed = min(r['seed'] for r in net_rows)
+    top = max(r['target'] for r in net_rows)
+    at = [r for r in net_rows if r['seed'] == seed and r['target'] == top]
+    if at:
+      order = compare.methods_in(at)
+      at.sort(key=lambda r: order.index(r['method']))
+      report.plot_per_layer(
+          [{'summary': {'per_layer_sparsity': r['per_layer_sparsity']}}
+           for r in at],
+          os.path.join(out, f'{prefix}{net}_per_layer_{top}.png'),
+          labels=[r['method'] for r in at])
+    purl = [r for r in at if r['method'] == 'purl' and r.get('curve')]
+    if purl:
+      c = purl[0]['curve']
+      report.plot_search(
+          [{'episode': k, 'return': ret, 'accuracies': [acc], 'demo': d}
+           for k, (ret, acc, d) in enumerate(zip(c['return'],
+                                                 c['final_accuracy'],
+                                                 c['demo']))],
+          os.path.join(out, f'{prefix}{net}_purl_search.png'),
+          f'{net}: PuRL search at {top} (seed {seed})')
 
 
 def main(argv):
   del argv
   quick = _QUICK.value
-  nets = ['fmnist_cnn'] if quick and _NETS.present == 0 else _NETS.value
-  targets = [0.9] if quick and _TARGETS.present == 0 else [float(t) for t in _TARGETS.value]
   name = 'fmnist_quick' if quick else 'fmnist'
   prefix = 'quick_' if quick else ''
   if _TAG.value:
     name, prefix = f'fmnist_{_TAG.value}', f'{_TAG.value}_'
-  start = time.perf_counter()
-  results, per_net, runs = [], {}, {}
-  previous = os.path.join(_OUT.value, f'{name}.json')
-  if _KEEP_OTHER_NETS.value and os.path.exists(previous):
-    # Each net's comparison is one run (one dense net); nets not run now keep
-    # the rows of the run that measured them.
-    with open(previous) as f:
-      old = json.load(f)
-    results = [r for r in old['results'] if r['net'] not in nets]
-    per_net = {k: v for k, v in old['nets'].items() if k not in nets}
-    runs = {k: v for k, v in old.get('runs', {}).items() if k not in nets}
+  os.makedirs(_OUT.value, exist_ok=True)
+  cells = Cells(os.path.join(_OUT.value, f'{name}.json'))
+  start = time.time()
+  deadline = start + 60 * _BUDGET.value if _BUDGET.value else float('inf')
 
-  def save(partial):
-    payload = {
-        'quick': quick, 'seed': 0, 'overrides': _OVERRIDES.value,
-        'results': results, 'nets': per_net, 'runs': runs,
-        'machine': experiment.versions(), 'versions': experiment.versions(),
-        'peak_rss_mb': peak_rss_mb(), 'total_s': time.perf_counter() - start,
-        'platform': platform.platform(), 'partial': partial,
-    }
-    write_outputs(name, prefix, payload)
+  def save(missing=()):
+    cells.save({'quick': quick, 'overrides': _OVERRIDES.value,
+                'machine': experiment.versions(),
+                'platform': platform.platform(),
+                'peak_rss_mb': peak_rss_mb(), 'missing': list(missing)})
+    write_markdown(os.path.join(_OUT.value, f'{name}.md'), cells.payload,
+                   prefix)
+    plots(_OUT.value, prefix, cells.payload)
 
-  for net in nets:
-    runs[net] = {'started': time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()),
-                 'targets': targets, 'methods': _METHODS.value,
-                 'overrides': _OVERRIDES.value}
-    for row, extra in benchmark_net(net, targets, _METHODS.value, quick,
-                                     os.path.join(_WORKDIR.value, net)):
-      # Written after every row, so that a long run that is stopped keeps
-      # what it measured ("partial": true until the end).
-      results.append(row)
-      per_net[net] = extra
-      save(partial=True)
-  save(partial=False)
+  if not _REPORT_ONLY.value:
+    done = run_cells(cells, quick, deadline, save)
+    if not done:
+      print(f'budget of {_BUDGET.value} min reached; run the same command '
+            'again to continue', flush=True)
+  save(missing_cells(cells, quick))
   print(f'wrote {os.path.join(_OUT.value, name)}.json/.md')
+
+
+def missing_cells(cells: Cells, quick: bool):
+  """`net/seed/target/method` of the requested cells not yet measured."""
+  nets = ['fmnist_cnn'] if quick and not _NETS.present else _NETS.value
+  targets = ([0.9] if quick and not _TARGETS.present else
+             [float(t) for t in _TARGETS.value])
+  seeds = [0] if quick and not _SEEDS.present else [int(s) for s in _SEEDS.value]
+  methods = list(_METHODS.value) + [f'purl_{v.split(":", 1)[0]}'
+                                    for v in _VARIANTS.value]
+  out = []
+  for net in nets:
+    for seed in seeds:
+      digest = config_digest(net_config(net, quick, seed))
+      out += [f'{net}/{seed}/{t}/{m}' for t in targets for m in methods
+              if cells.find(net, seed, t, m, digest) is None]
+  return out
 
 
 if __name__ == '__main__':

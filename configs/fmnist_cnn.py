@@ -8,13 +8,18 @@ Run:
 `:smoke` is a small local variant (6k training images, 1 epoch each, a
 6-episode search) that finishes in about a minute on 2 CPU cores:
   purl-search --config=configs/fmnist_cnn.py:smoke --workdir=/tmp/x
+
+`:paper` is the paper-faithful search (absolute sparsity grid, AMC's budget
+clamp, target_penalty reward, best episode by return), kept as an ablation:
+  purl-search --config=configs/fmnist_cnn.py:paper --workdir=/tmp/p
 """
 
 from purl_tf import config_defaults
 
 
 def get_config(arg=None):
-  """Returns the config; `arg` 'smoke' selects the small variant."""
+  """Returns the config; `arg` 'smoke' selects the small variant, 'paper' the
+  paper-faithful search (absolute grid, target_penalty, best by return)."""
   config = config_defaults.base_config()
   config.model.name = 'fmnist_cnn'
   if arg == 'smoke':
@@ -22,6 +27,8 @@ def get_config(arg=None):
     config.data.reward_size = 1000
     config.data.test_size = 2000
     config_defaults.shrink_for_smoke(config)
+  elif arg == 'paper':
+    config_defaults.paper_faithful(config)
   elif arg:
-    raise ValueError(f'unknown variant {arg!r}; use :smoke or nothing')
+    raise ValueError(f'unknown variant {arg!r}; use :smoke, :paper or nothing')
   return config

@@ -110,6 +110,9 @@ def base_config() -> ml_collections.ConfigDict:
   # Reward-split batches for the last step's evaluation (0: the whole split;
   # -1: as search.eval_batches). A few batches let a lucky episode win.
   c.search.final_eval_batches = 0
+  # Extra fine-tune batches after the last layer, before that evaluation (the
+  # last layers otherwise get only finetune_steps to recover).
+  c.search.final_finetune_steps = 0
   # Rescale the best episode to meet the target exactly (the grid and clamp
   # overshoot it), so methods are compared at one sparsity.
   c.search.fit_to_target = True
@@ -180,6 +183,7 @@ def paper_faithful(config: ml_collections.ConfigDict) -> ml_collections.ConfigDi
   config.search.select = 'return'
   config.search.references = ''
   config.search.final_eval_batches = -1
+  config.search.final_finetune_steps = 0
   config.agent.gamma = 0.9
   return config
 

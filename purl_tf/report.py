@@ -16,6 +16,23 @@ import numpy as np
 from purl_tf import io_utils
 
 
+# One colour per method in every chart (tab10 order, PuRL first).
+METHOD_COLOURS = {
+    'purl': 'tab:red', 'uniform': 'tab:grey', 'global_magnitude': 'tab:blue',
+    'lamp': 'tab:green', 'erk': 'tab:orange', 'sensitivity': 'tab:purple',
+    'purl_paper': 'tab:pink', 'policy': 'tab:red',
+}
+_EXTRA_COLOURS = ('tab:brown', 'tab:olive', 'tab:cyan', 'black')
+
+
+def method_colour(method: str) -> str:
+  """The colour a method has in every chart (variants of purl get their own
+  fixed colour from a small extra palette, by name)."""
+  if method in METHOD_COLOURS:
+    return METHOD_COLOURS[method]
+  return _EXTRA_COLOURS[sum(map(ord, method)) % len(_EXTRA_COLOURS)]
+
+
 def _pyplot():
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use('Agg')
@@ -54,11 +71,13 @@ def plot_per_layer(runs: Sequence[dict], path: str, labels=None):
   for k, run in enumerate(runs):
     values = [run['summary']['per_layer_sparsity'].get(n, 0.0) for n in layers]
     ax.bar(x + k * width, values, width,
-           label=labels[k] if labels else label(run))
+           label=labels[k] if labels else label(run),
+           color=method_colour(labels[k] if labels else run['summary']['method']))
   ax.set_xticks(x + width * (len(runs) - 1) / 2)
   ax.set_xticklabels(layers, rotation=60 if len(layers) > 6 else 0, ha='right'
                      if len(layers) > 6 else 'center', fontsize=8)
-  ax.set_ylabel('sparsity')
+  ax.set_ylabel('sparsity (fraction of the layer\'s weights pruned)')
+  ax.set_xlabel('prunable layer (model order)')
   ax.set_ylim(0, 1)
   ax.set_title('per-layer sparsity')
   ax.legend(fontsize=8)
@@ -73,21 +92,28 @@ def plot_search(episodes: List[dict], path: str, title='PuRL search'):
   fig, ax = plt.subplots(figsize=(7, 4))
   ep = [e['episode'] + 1 for e in episodes]
   ret = [e['return'] for e in episodes]
-  ax.plot(ep, ret, '.-', label='episode return')
+  ax.plot(ep, ret, '.-', color='tab:red', label='episode return (left axis)')
   greedy = [(e['episode'] + 1, e['return']) for e in episodes if e.get('greedy')]
   if greedy:
-    ax.plot(*zip(*greedy), 'o', mfc='none', label='greedy episodes')
-  best = np.maximum.accumulate(ret)
-  ax.plot(ep, best, '--', label='best so far')
+    ax.plot(*zip(*greedy), 'o', mfc='none', color='tab:red',
+            label='greedy episodes (left axis)')
+  demos = [(e['episode'] + 1, e['return']) for e in episodes if e.get('demo')]
+  if demos:
+    ax.plot(*zip(*demos), 's', mfc='none', color='black',
+            label='demonstrations (left axis)')
   ax.set_xlabel('episode')
-  ax.set_ylabel('return')
+  ax.set_ylabel('episode return')
   ax2 = ax.twinx()
-  ax2.plot(ep, [e['accuracies'][-1] for e in episodes], color='tab:green',
-           alpha=0.5, label='final reward-split accuracy')
-  ax2.set_ylabel('reward-split accuracy')
+  final = [e['accuracies'][-1] for e in episodes]
+  ax2.plot(ep, final, '.-', color='tab:blue', alpha=0.6,
+           label='final reward-split accuracy (right axis)')
+  ax2.plot(ep, np.maximum.accumulate(final), '--', color='tab:blue',
+           label='best final accuracy so far (right axis)')
+  ax2.set_ylabel('reward-split accuracy (fraction correct)')
   lines = ax.get_legend_handles_labels()
   lines2 = ax2.get_legend_handles_labels()
-  ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], fontsize=8, loc='lower right')
+  ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], fontsize=7,
+            loc='lower right')
   ax.set_title(title)
   fig.tight_layout()
   fig.savefig(path, dpi=110)
@@ -101,7 +127,8 @@ def plot_accuracy_vs_sparsity(points: Dict[str, List[tuple]], path: str,
   fig, ax = plt.subplots(figsize=(6, 4))
   for method, pts in sorted(points.items()):
     pts = sorted(pts)
-    ax.plot([p[0] for p in pts], [p[1] for p in pts], 'o-', label=method)
+    ax.plot([p[0] for p in pts], [p[1] for p in pts], 'o-', label=method,
+            color=method_colour(method))
   if dense_accuracy is not None:
     ax.axhline(dense_accuracy, color='grey', ls=':', label='dense')
   ax.set_xlabel('reached global sparsity')
@@ -152,3 +179,35 @@ def render(workdirs: Sequence[str], out_dir: str) -> str:
   with open(path, 'w') as f:
     f.write('\n'.join(lines) + '\n')
   return path
+
+
+def plot_accuracy_vs_target(stats: Dict[str, List[tuple]], path: str,
+                            dense=None, title='test accuracy vs target'):
+  """Mean test accuracy with one-std error bars over seeds.
+
+  Args:
+    stats: `{method: [(target, mean, std, n), ...]}`.
+    path: the PNG to write.
+    dense: `(mean, std)` of the dense nets' test accuracy, or None.
+    title: the chart's title.
+  """
+  plt = _pyplot()
+  fig, ax = plt.subplots(figsize=(7, 4.5))
+  methods = sorted(stats)
+  offsets = np.linspace(-0.003, 0.003, len(methods)) if len(methods) > 1 else [0]
+  for off, method in zip(offsets, methods):
+    pts = sorted(stats[method])
+    ax.errorbar([p[0] + off for p in pts], [p[1] for p in pts],
+                yerr=[p[2] for p in pts], fmt='o-', capsize=3, ms=4,
+                label=method, color=method_colour(method))
+  if dense is not None:
+    ax.axhspan(dense[0] - dense[1], dense[0] + dense[1], color='grey',
+               alpha=0.15)
+    ax.axhline(dense[0], color='grey', ls=':', label='dense')
+  ax.set_xlabel('target global sparsity (fraction of prunable weights)')
+  ax.set_ylabel('test accuracy (mean ± std over seeds)')
+  ax.set_title(title)
+  ax.legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)

@@ -47,13 +47,16 @@ def run_search(config, workdir: str, *, resume: bool = False,
     shown = {k: round(v, 3) for k, v in list(pol.sparsity.items())[:8]}
     more = (f' (+{len(pol.sparsity) - 8} more in policy.json)'
             if len(pol.sparsity) > 8 else '')
-    print(f'best policy from episode {state.best["episode"] + 1}: {shown}{more}',
-          flush=True)
+    ref = state.best.get('reference')
+    print(f'best policy from episode {state.best["episode"] + 1}'
+          f'{f" (relative to {ref})" if ref else ""}: {shown}{more}', flush=True)
     return experiment.finish(
         ctx, pol.sparsity, target=loop.target, method='purl', verbose=verbose,
         started=start,
         backup_dir=os.path.join(workdir, 'backup') if multi_worker else None,
         extra={'search': {
             'episodes': state.episode, 'best_episode': state.best['episode'],
+            'reference': state.best.get('reference', ''),
+            'demonstrations': dict(state.demos),
             'search_s': state.search_s, 'env_steps': state.env_steps,
             'policy': os.path.abspath(os.path.join(workdir, 'policy.json'))}})

@@ -118,3 +118,29 @@ def testWorkdirOfAnotherRun_IsRefusedWithoutOverwrite(tmp_path):
   (workdir / 'config.json').write_text('{"kind": "search"}')
   result = _run('purl-prune', f'--config={SMOKE}', f'--workdir={workdir}')
   _one_line_error(result, '--overwrite')
+
+
+def testSearchAtNinetyNinePercent_RunsARealSearchAndMeetsTheTarget(tmp_path):
+  workdir = str(tmp_path / 'search99')
+  result = _run('purl-search', f'--config={SMOKE}', f'--workdir={workdir}',
+                '--config.prune.sparsity=0.99', '--config.search.episodes=4',
+                '--config.search.references=lamp,erk')
+  assert result.returncode == 0, result.stderr[-3000:]
+  episodes = io_utils.read_jsonl(os.path.join(workdir, 'episodes.jsonl'))
+  # Not one degenerate allocation: the two demonstrations and the agent's
+  # episodes differ, and each meets the target.
+  assert len({tuple(round(s, 4) for s in e['sparsity']) for e in episodes}) >= 3
+  assert all(abs(e['global_sparsity'] - 0.99) < 1e-6 for e in episodes)
+  with open(os.path.join(workdir, 'summary.json')) as f:
+    summary = json.load(f)
+  assert summary['reached_global_sparsity'] == pytest.approx(0.99, abs=0.001)
+
+
+def testPaperGridBelowTheTarget_OneLineErrorBeforeAnyWork(tmp_path):
+  workdir = tmp_path / 'paper'
+  result = _run('purl-search',
+                f'--config={SMOKE.replace(":smoke", ":paper")}',
+                f'--workdir={workdir}', '--config.prune.sparsity=0.98')
+  _one_line_error(result, 'action_space=relative')
+  assert not workdir.exists()
+  assert 'training the dense model' not in result.stdout
