@@ -47,14 +47,13 @@ def summarize(rows: Sequence[dict], net: str, target: float,
 def best_baseline(rows: Sequence[dict], net: str, target: float,
                   baselines: Sequence[str] = BASELINES,
                   seeds: Optional[Sequence[int]] = None) -> Optional[str]:
-  """The baseline with the highest mean test accuracy (over `seeds` if given)."""
+  """The baseline with the highest mean test accuracy (over those of `seeds`
+  it has, if given)."""
   best, best_mean = None, -math.inf
   for method in baselines:
     acc = by_seed(rows, net, target, method)
     if seeds is not None:
-      if not all(s in acc for s in seeds):
-        continue
-      acc = {s: acc[s] for s in seeds}
+      acc = {s: a for s, a in acc.items() if s in seeds}
     if acc:
       mean = sum(acc.values()) / len(acc)
       if mean > best_mean:
