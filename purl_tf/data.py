@@ -22,7 +22,7 @@ import dataclasses
 import gzip
 import os
 import struct
-from typing import Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 import numpy as np
 
@@ -53,6 +53,11 @@ class Splits:
   seed alone (shuffled once, not per pass): the search caches its first
   batches, and they must not depend on how often `train` was read before
   (a resumed search skips the dense training).
+
+  `fresh_train()` builds the `train` pipeline anew. A reshuffling pipeline
+  draws a new order at every pass, so the n-th fine-tune read from one
+  `train` sees other batches than the first: the final fine-tunes that
+  compare allocations each read a fresh one, and see the same batches.
   """
   train: tf.data.Dataset
   search_train: tf.data.Dataset
@@ -64,6 +69,7 @@ class Splits:
   num_reward: int
   num_test: int
   batch_size: int
+  fresh_train: Optional[Callable[[], tf.data.Dataset]] = None
 
 
 def read_idx(path: str) -> np.ndarray:
@@ -340,10 +346,14 @@ def get_splits(config, seed: int = 0) -> Splits:
     train, reward, test, nt, nr, ne, classes = _tfds_splits(config, seed)
   search_train = _pipeline(train, kind, image_size, batch, True, seed,
                            reshuffle=False)
-  train = _pipeline(train, kind, image_size, batch, True, seed)
+  raw_train = train
+
+  def fresh_train():
+    return _pipeline(raw_train, kind, image_size, batch, True, seed)
+  train = fresh_train()
   reward = _pipeline(reward, kind, image_size, batch, False, seed, cache=True)
   test = _pipeline(test, kind, image_size, batch, False, seed)
   shape = tuple(train.element_spec[0].shape[1:])
   return Splits(train=train, search_train=search_train, reward=reward, test=test, input_shape=shape,
                 num_classes=classes, num_train=nt, num_reward=nr, num_test=ne,
-                batch_size=batch)
+                batch_size=batch, fresh_train=fresh_train)

@@ -278,7 +278,11 @@ def finish(ctx: Context, sparsity_map: Dict[str, float], *, target: float,
   log_dir = os.path.join(ctx.workdir, 'tensorboard', 'finetune')
   callbacks = ([keras.callbacks.BackupAndRestore(backup_dir)]
                if backup_dir else None)
-  result = train.fine_tune(pruned, ctx.splits.train, epochs=int(ft.epochs),
+  # A fresh pipeline: the same batches for every allocation finished from
+  # this context, whatever read the training data before.
+  train_ds = (ctx.splits.fresh_train() if ctx.splits.fresh_train
+              else ctx.splits.train)
+  result = train.fine_tune(pruned, train_ds, epochs=int(ft.epochs),
                            log_dir=log_dir, verbose=verbose, callbacks=callbacks)
   with ctx.strategy.scope():
     # Variables a strategy's model evaluates with must be made in its scope.
@@ -286,7 +290,7 @@ def finish(ctx: Context, sparsity_map: Dict[str, float], *, target: float,
     train.compile_model(stripped, ft.learning_rate * ctx.lr_scale, ft.optimizer)
   # Sparsity ramped up during the fine-tune, faster than BatchNormalization's
   # moving averages follow: re-estimate them for the net that is exported.
-  batchnorm.recalibrate(stripped, ctx.splits.train, int(ft.bn_batches),
+  batchnorm.recalibrate(stripped, train_ds, int(ft.bn_batches),
                         ctx.strategy)
   test_acc = train.evaluate(stripped, ctx.splits.test)
   report = pruning.sparsity_report(stripped)
