@@ -62,6 +62,9 @@ _VARIANTS = flags.DEFINE_multi_string(
     'variant', [], 'An extra PuRL method NAME:key=value[,key=value...] (run '
     'as method purl_NAME), for ablations beside the default search, e.g. '
     'long:search.episodes=40.')
+_VARIANT_TARGETS = flags.DEFINE_list(
+    'variant_targets', [], 'Targets the --variant methods run at (default: '
+    'every target).')
 _OVERRIDES = flags.DEFINE_multi_string(
     'override', [], 'config overrides as key=value (e.g. finetune.epochs=2).')
 _BUDGET = flags.DEFINE_float('budget_minutes', 0.0, 'Start no new cell after '
@@ -195,17 +198,12 @@ class Cells:
 
 def run_cells(cells: Cells, quick: bool, deadline: float, save):
   """Measures every missing cell; returns False when the budget ran out."""
-  nets = ['fmnist_cnn'] if quick and not _NETS.present else _NETS.value
-  targets = ([0.9] if quick and not _TARGETS.present else
-             [float(t) for t in _TARGETS.value])
-  seeds = [0] if quick and not _SEEDS.present else [int(s) for s in _SEEDS.value]
-  methods = list(_METHODS.value) + [f'purl_{v.split(":", 1)[0]}'
-                                    for v in _VARIANTS.value]
+  nets, seeds, targets = grid(quick)
   for net in nets:
     for seed in seeds:
       config = net_config(net, quick, seed)
       digest = config_digest(config)
-      todo = [(t, m) for t in targets for m in methods
+      todo = [(t, m) for t, m in requested(targets)
               if cells.find(net, seed, t, m, digest) is None]
       if not todo:
         continue
@@ -410,19 +408,31 @@ def main(argv):
 
 def missing_cells(cells: Cells, quick: bool):
   """`net/seed/target/method` of the requested cells not yet measured."""
-  nets = ['fmnist_cnn'] if quick and not _NETS.present else _NETS.value
-  targets = ([0.9] if quick and not _TARGETS.present else
-             [float(t) for t in _TARGETS.value])
-  seeds = [0] if quick and not _SEEDS.present else [int(s) for s in _SEEDS.value]
-  methods = list(_METHODS.value) + [f'purl_{v.split(":", 1)[0]}'
-                                    for v in _VARIANTS.value]
+  nets, seeds, targets = grid(quick)
   out = []
   for net in nets:
     for seed in seeds:
       digest = config_digest(net_config(net, quick, seed))
-      out += [f'{net}/{seed}/{t}/{m}' for t in targets for m in methods
+      out += [f'{net}/{seed}/{t}/{m}' for t, m in requested(targets)
               if cells.find(net, seed, t, m, digest) is None]
   return out
+
+
+def grid(quick: bool):
+  """The requested nets, seeds and targets (--quick: fmnist_cnn, 0, 0.9)."""
+  nets = ['fmnist_cnn'] if quick and not _NETS.present else _NETS.value
+  seeds = [0] if quick and not _SEEDS.present else [int(s) for s in _SEEDS.value]
+  targets = ([0.9] if quick and not _TARGETS.present else
+             [float(t) for t in _TARGETS.value])
+  return nets, seeds, targets
+
+
+def requested(targets):
+  """(target, method) pairs of one (net, seed), in the order they run."""
+  variants = [f'purl_{v.split(":", 1)[0]}' for v in _VARIANTS.value]
+  at = [float(t) for t in _VARIANT_TARGETS.value] or targets
+  return [(t, m) for t in targets for m in list(_METHODS.value) + [
+      v for v in variants if any(abs(t - a) < 1e-9 for a in at)]]
 
 
 if __name__ == '__main__':

@@ -113,6 +113,14 @@ def base_config() -> ml_collections.ConfigDict:
   # Extra fine-tune batches after the last layer, before that evaluation (the
   # last layers otherwise get only finetune_steps to recover).
   c.search.final_finetune_steps = 0
+  # Re-ranking (0: off): after the last episode, the demonstrations and the
+  # N best other episodes are each scored by a short copy of the final
+  # fine-tune (sparsity ramped from the dense weights over ramp_steps
+  # batches, held for hold_steps, then the whole reward split); the best of
+  # them is the result. See PruningEnv.ramp_accuracy.
+  c.search.rerank = 0
+  c.search.rerank_ramp_steps = 100
+  c.search.rerank_hold_steps = 50
   # Rescale the best episode to meet the target exactly (the grid and clamp
   # overshoot it), so methods are compared at one sparsity.
   c.search.fit_to_target = True
@@ -184,6 +192,7 @@ def paper_faithful(config: ml_collections.ConfigDict) -> ml_collections.ConfigDi
   config.search.references = ''
   config.search.final_eval_batches = -1
   config.search.final_finetune_steps = 0
+  config.search.rerank = 0
   config.agent.gamma = 0.9
   return config
 

@@ -397,6 +397,49 @@ class PruningEnv(py_environment.PyEnvironment):
     obs = np.concatenate([self._static[t], np.asarray(dynamic, np.float32)])
     return np.clip(obs, 0.0, 1.0).astype(np.float32)
 
+  def ramp_accuracy(self, sparsity_map: Dict[str, float], ramp_steps: int,
+                    hold_steps: int, chunks: int = 10) -> float:
+    """Reward-split accuracy of an allocation after a short gradual prune.
+
+    A short copy of the final fine-tune, on this environment's wrapped model
+    (no clone, no retrace): from the dense weights, every layer's sparsity
+    rises along tfmot's cubic PolynomialDecay curve to its target in
+    `chunks` stages over `ramp_steps` fine-tune batches, is held for
+    `hold_steps` more, BatchNormalization statistics are re-estimated, and
+    the accuracy is measured on `final_eval_batches` of the reward split.
+    The environment must be reset before the next episode (the search does).
+
+    Args:
+      sparsity_map: `{layer_name: sparsity}` for every prunable layer.
+      ramp_steps: fine-tune batches over which sparsity rises (>= chunks).
+      hold_steps: fine-tune batches at the targets afterwards.
+      chunks: stages of the ramp (each re-masks every layer).
+
+    Returns:
+      The reward-split accuracy (0.0 if the fine-tune diverged).
+    """
+    if ramp_steps < chunks or hold_steps < 0 or chunks < 1:
+      raise ValueError('need ramp_steps >= chunks >= 1 and hold_steps >= 0')
+    self.reset()
+    self._episode_ended = True  # the next step() resets first
+    per_chunk = [ramp_steps // chunks + (k < ramp_steps % chunks)
+                 for k in range(chunks)]
+    try:
+      for k, steps in enumerate(per_chunk):
+        frac = 1.0 - (1.0 - (k + 1) / chunks) ** 3
+        for info, var in zip(self.infos, self._targets):
+          s = float(sparsity_map[info.name]) * frac
+          var.assign(s)
+          pruning.prune_now(self._wrappers[info.name], s)
+        train.fine_tune(self.model, self._train_ds, epochs=1, steps=steps)
+      if hold_steps:
+        train.fine_tune(self.model, self._train_ds, epochs=1, steps=hold_steps)
+    except train.NonFiniteLossError:
+      return 0.0
+    pruning.apply_masks(self.model)
+    self._recalibrate(self._cached_ds, self._bn_batches)
+    return train.evaluate(self.model, self._reward_ds, self._final_eval_steps)
+
   def _reset(self):
     self.model.set_weights(self._initial_weights)
     for var, value in zip(self.model.optimizer.variables, self._initial_opt):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from tf_agents.environments import utils
 
-from purl_tf import allocation, batchnorm, env as env_lib, models, reward, train
+from purl_tf import allocation, batchnorm, env as env_lib, models, pruning, reward, train
 from purl_tf.compat import keras, tf
 
 
@@ -58,6 +58,25 @@ def testFinalFinetuneSteps_OnlyTheLastStepTrainsLonger(splits):
     env.step(np.int64(env.neutral_action))
     done = int(env.model.optimizer.iterations.numpy()) - start
     assert done == 2 * (t + 1) + (3 if t == env.num_layers - 1 else 0)
+
+
+def testRampAccuracy_ReachesEveryTargetWithoutRetracingThenResets(splits):
+  env = _env(splits, 0.8, action_space='relative', finetune_steps=1,
+             eval_batches=1)
+  env.reset()
+  env.step(np.int64(env.neutral_action))  # traces the train function
+  traces = env.model.train_function.experimental_get_tracing_count()
+  want = {'conv1': 0.3, 'conv2': 0.6, 'fc1': 0.95, 'fc2': 0.5}
+  acc = env.ramp_accuracy(want, ramp_steps=6, hold_steps=2, chunks=3)
+  assert 0.0 <= acc <= 1.0
+  report = pruning.sparsity_report(env.model)
+  assert report['layers'] == pytest.approx(want, abs=0.005)
+  # The optimizer was reset to its untrained state, then took 6 + 2 steps.
+  assert int(env.model.optimizer.iterations.numpy()) == 8
+  assert env.model.train_function.experimental_get_tracing_count() == traces
+  time_step = env.step(np.int64(env.neutral_action))  # resets first
+  assert time_step.is_first()
+  assert pruning.sparsity_report(env.model)['global'] == 0.0
 
 
 def testRelativeEnv_ActionsMoveTheFirstLayerByTheirScale(splits):

@@ -125,3 +125,40 @@ def testCheckConfig_AcceptsEveryTargetInTheRelativeSpace():
     config = _config()
     config.prune.sparsity = float(target)
     search_loop.check_config(config)
+
+
+def testRerank_ScoresDemosAndTheBestOthersAndPicksTheBestRampAccuracy(
+    dense, splits):
+  config = _config(episodes=5, rerank=2, rerank_ramp_steps=10,
+                   rerank_hold_steps=2)
+  env, loop = _run(dense, splits, config)
+  state = loop.state
+  demos = [x for x in state.candidates if x['demo']]
+  others = [x for x in state.candidates if not x['demo']]
+  assert [d['reference'] for d in demos] == ['lamp', 'erk']
+  assert len(others) <= 2
+  # The others are the best-scoring non-demonstration episodes.
+  scores = sorted((r['final_accuracy'] for r in loop.records
+                   if not r['demo']), reverse=True)
+  assert sorted((x['final_accuracy'] for x in others), reverse=True) == (
+      scores[:len(others)])
+  assert set(state.reranked) == {str(x['episode']) for x in state.candidates}
+  best = max(state.candidates, key=lambda x: state.reranked[str(x['episode'])])
+  assert state.best['episode'] == best['episode']
+  assert loop.policy(dense).metrics['ramp_accuracy'] == state.reranked[
+      str(best['episode'])]
+
+
+def testRerank_ResumedRunKeepsScoresAlreadyMeasured(dense, splits, tmp_path):
+  config = _config(episodes=3, rerank=1, rerank_ramp_steps=10,
+                   rerank_hold_steps=0)
+  env = search_loop.build_env(dense, splits.train, splits.reward, config)
+  loop = search_loop.SearchLoop(env, config, str(tmp_path), verbose=False)
+  loop.run()
+  first = dict(loop.state.reranked)
+  again = search_loop.SearchLoop(env, config, str(tmp_path), verbose=False)
+  assert again.restore()
+  env.ramp_accuracy = None  # any new measurement would fail
+  again.run()
+  assert again.state.reranked == first
+  assert again.state.best['episode'] == loop.state.best['episode']
