@@ -29,7 +29,7 @@ def splits():
 
 def tiny_search_config():
   """The default config with a search of a few seconds (3 episodes of tiny
-  fine-tunes and evaluations, a few DQN updates)."""
+  fine-tunes and evaluations, a few DQN updates, one short re-ranking)."""
   from purl_tf import config_defaults  # pylint: disable=g-import-not-at-top
   config = config_defaults.base_config()
   config.search.episodes = 3
@@ -39,6 +39,9 @@ def tiny_search_config():
   config.agent.warmup_episodes = 1
   config.agent.train_iterations = 2
   config.agent.batch_size = 4
+  config.search.rerank = 1
+  config.search.rerank_ramp_steps = 10
+  config.search.rerank_hold_steps = 2
   return config
 
 
