@@ -21,6 +21,7 @@ import tarfile
 import tempfile
 from typing import Optional
 
+from purl_tf import io_utils
 from purl_tf.compat import keras, tf
 
 INPUT_NAME = 'image'
@@ -78,6 +79,8 @@ def export_for_serving(model: keras.Model, export_dir: str, model_name: str,
     raise ValueError(f'{final} exists already; pick another version')
   tmp = tempfile.mkdtemp(prefix=f'.tmp-{int(version)}-', dir=model_dir)
   try:
+    # mkdtemp makes the directory 0700; TF Serving may run as another user.
+    os.chmod(tmp, io_utils.umask_mode(0o777))
     serve = serving_function(model, preprocess)
     root = tf.Module()
     # The signature's captured variables must be reachable from the root:

@@ -5,12 +5,25 @@ import os
 import tempfile
 
 
+def umask_mode(base: int = 0o666) -> int:
+  """`base` less the process umask: the mode `open()` would give a new file.
+
+  `tempfile.mkstemp` and `mkdtemp` create 0600 / 0700 entries; an output
+  renamed into place from them would keep that mode, and another user (a TF
+  Serving process, a colleague) could not read it.
+  """
+  mask = os.umask(0)
+  os.umask(mask)
+  return base & ~mask
+
+
 def write_json_atomic(path: str, obj, indent: int = 2):
   """Writes `obj` as JSON to a temporary file beside `path`, then renames it."""
   directory = os.path.dirname(os.path.abspath(path))
   os.makedirs(directory, exist_ok=True)
   fd, tmp = tempfile.mkstemp(prefix='.tmp-', suffix='.json', dir=directory)
   try:
+    os.fchmod(fd, umask_mode())
     with os.fdopen(fd, 'w') as f:
       json.dump(obj, f, indent=indent, sort_keys=True)
       f.write('\n')

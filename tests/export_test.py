@@ -64,3 +64,21 @@ def testGzipSize_UnprunedNetAfterTrainingIsOneToOne(tmp_path):
       model, {i.name: 0.0 for i in pruning.prunable_layers(model)}))
   ratio = export.gzip_size_of_model(stripped) / export.gzip_size_of_model(model)
   assert ratio == pytest.approx(1.0, abs=0.02)
+
+
+def testOutputs_CarryTheUmaskModeForOtherUsers(tmp_path):
+  from purl_tf import io_utils  # pylint: disable=g-import-not-at-top
+  old = os.umask(0o022)
+  try:
+    path = export.export_for_serving(models.fmnist_cnn(), str(tmp_path), 'm')
+    json_path = str(tmp_path / 'summary.json')
+    io_utils.write_json_atomic(json_path, {'a': 1})
+  finally:
+    os.umask(old)
+  assert os.stat(path).st_mode & 0o777 == 0o755
+  assert os.stat(json_path).st_mode & 0o777 == 0o644
+  for root, dirs, files in os.walk(path):
+    for name in dirs:
+      assert os.stat(os.path.join(root, name)).st_mode & 0o005 == 0o005
+    for name in files:
+      assert os.stat(os.path.join(root, name)).st_mode & 0o004, name
