@@ -175,9 +175,7 @@ def main(argv):
     ax.set_xlabel(f'{p}: reward-split accuracy')
     ax.set_title(f'Spearman {corr[p]["spearman"]:+.2f}')
   axes[0].set_ylabel('test accuracy after the final fine-tune')
-  fig.tight_layout()
-  fig.savefig(os.path.join(_OUT.value, f'{name}.png'), dpi=110)
-  plt.close(fig)
+  report._save(plt, fig, os.path.join(_OUT.value, f'{name}.png'))  # pylint: disable=protected-access
   print(json.dumps(corr, indent=1))
 
 

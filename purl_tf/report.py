@@ -40,6 +40,12 @@ def _pyplot():
   return plt
 
 
+def _save(plt, fig, path: str):
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+
+
 def load_run(workdir: str) -> dict:
   """Reads a run's summary.json (required) and search outputs (optional).
 
@@ -81,9 +87,7 @@ def plot_per_layer(runs: Sequence[dict], path: str, labels=None):
   ax.set_ylim(0, 1)
   ax.set_title('per-layer sparsity')
   ax.legend(fontsize=8)
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+  _save(plt, fig, path)
 
 
 def plot_search(episodes: List[dict], path: str, title='PuRL search'):
@@ -115,9 +119,7 @@ def plot_search(episodes: List[dict], path: str, title='PuRL search'):
   ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], fontsize=7,
             loc='lower right')
   ax.set_title(title)
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+  _save(plt, fig, path)
 
 
 def plot_accuracy_vs_sparsity(points: Dict[str, List[tuple]], path: str,
@@ -131,13 +133,11 @@ def plot_accuracy_vs_sparsity(points: Dict[str, List[tuple]], path: str,
             color=method_colour(method))
   if dense_accuracy is not None:
     ax.axhline(dense_accuracy, color='grey', ls=':', label='dense')
-  ax.set_xlabel('reached global sparsity')
-  ax.set_ylabel('test accuracy')
+  ax.set_xlabel('reached global sparsity (fraction of prunable weights)')
+  ax.set_ylabel('test accuracy (fraction correct)')
   ax.set_title(title)
   ax.legend(fontsize=8)
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+  _save(plt, fig, path)
 
 
 def render(workdirs: Sequence[str], out_dir: str) -> str:
@@ -208,6 +208,4 @@ def plot_accuracy_vs_target(stats: Dict[str, List[tuple]], path: str,
   ax.set_ylabel('test accuracy (mean ± std over seeds)')
   ax.set_title(title)
   ax.legend(fontsize=8)
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+  _save(plt, fig, path)
