@@ -71,7 +71,12 @@ def run_app(main, tool: str):
   the flag parser. Errors raised once `main` has started are left to
   `friendly_errors` (user errors) or shown in full (bugs).
   """
-  from absl import app  # pylint: disable=g-import-not-at-top
+  from absl import app, flags  # pylint: disable=g-import-not-at-top
+  # --help lists the key flags of the module named by sys.argv[0]; a
+  # console script's is a generated wrapper that defines none, so the tool
+  # module's flags are registered for it (else only --helpfull shows them).
+  for flag in flags.FLAGS.get_key_flags_for_module(main.__module__):
+    flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
   started = []
 
   def wrapped(argv):

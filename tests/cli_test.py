@@ -144,3 +144,18 @@ def testPaperGridBelowTheTarget_OneLineErrorBeforeAnyWork(tmp_path):
   _one_line_error(result, 'action_space=relative')
   assert not workdir.exists()
   assert 'training the dense model' not in result.stdout
+
+
+@pytest.mark.parametrize('name,own_flags', [
+    ('purl-prune', ['--allocation', '--sparsity', '--policy', '--workdir',
+                    '--config', '--overwrite']),
+    ('purl-search', ['--resume', '--overwrite', '--workdir', '--config']),
+    ('purl-report', ['--workdir']),
+])
+def testHelp_ListsTheToolsOwnFlags(name, own_flags):
+  result = _run(name, '--help', timeout=120)
+  # absl ends --help with exit code 1, its convention; the text is the test.
+  assert 'Traceback' not in result.stderr
+  for flag in own_flags:
+    assert f'  {flag}' in result.stdout, (flag, result.stdout[-2000:])
+  assert 'Try --helpfull' in result.stdout
