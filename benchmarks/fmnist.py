@@ -322,6 +322,12 @@ def write_markdown(path, payload, prefix):
         refs = ', '.join(r.get('best_reference', '') or '-' for r in mine)
         lines.append(f'| {target:.2f} | {m} | {compare.verdict_text(p)} | '
                      f'{cost[0]:.2f} ± {cost[1]:.2f} | {best_ep} | {refs} |')
+    sizes = ', '.join(
+        f'{t:.2f}: {compare.mean_std([r["gzip_ratio"] for r in net_rows if r["target"] == t])[0]:.3f}x'
+        for t in targets)
+    lines += ['', 'Size of the stripped pruned net against the dense one (each a '
+              'SavedModel directory as written for TF Serving, without '
+              f'optimizer state, as a gzipped tar), mean over cells: {sizes}.']
     top = max(targets)
     lines += ['', f'![accuracy vs target]({prefix}{net}_accuracy_vs_target.png)',
               f'![per-layer sparsity at {top}]({prefix}{net}_per_layer_{top}.png)',
