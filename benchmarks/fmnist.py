@@ -315,8 +315,10 @@ def write_markdown(path, payload, prefix):
               'best episode | reference |', '|---|---|---|---|---|---|']
     for target in targets:
       for m in [m for m in methods if m.startswith('purl')]:
-        p = compare.against_best_baseline(net_rows, net, target, m)
         mine = [r for r in net_rows if r['method'] == m and r['target'] == target]
+        if not mine:  # a variant run at other targets only, or not yet here
+          continue
+        p = compare.against_best_baseline(net_rows, net, target, m)
         cost = compare.mean_std([r['wall_over_dense_train'] for r in mine])
         best_ep = ', '.join(str(r.get('best_episode', '-')) for r in mine)
         refs = ', '.join(r.get('best_reference', '') or '-' for r in mine)

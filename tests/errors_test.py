@@ -77,6 +77,15 @@ def _case_args(case, tmp_path):
     return 'purl-prune', [f'--config={path}']
   if case == 'unknown-override':
     return 'purl-search', ['--config.data.no_such_field=3']
+  if case == 'zero-episodes':
+    return 'purl-search', ['--config.search.episodes=0']
+  if case == 'zero-checkpoint-every':
+    return 'purl-search', ['--config.search.checkpoint_every=0']
+  if case == 'unreachable-target':
+    return 'purl-search', ['--config.env.action_space=absolute',
+                           '--config.prune.sparsity=0.98']
+  if case == 'unknown-reference':
+    return 'purl-search', ['--config.search.references=lamp,magic']
   if case == 'final-finetune-nan':
     return 'purl-prune', ['--config.finetune.optimizer=sgd',
                           '--config.finetune.learning_rate=1e12']
@@ -113,6 +122,26 @@ def testReadmeErrorCase_WorkdirTakenIsLeftAlone(tmp_path):
   assert result.returncode == 2
   assert TABLE['workdir-taken'] in result.stderr
   assert sorted(os.listdir(workdir)) == ['config.json', 'policy.json']
+
+
+def testOverwriteWithABadConfig_LeavesTheFinishedRunByteIdentical(tmp_path):
+  workdir = tmp_path / 'finished'
+  workdir.mkdir()
+  files = {'config.json': '{"kind": "search"}', 'policy.json': '{"a": 1}',
+           'summary.json': '{"b": 2}', 'episodes.jsonl': '{"episode": 0}\n'}
+  for name, text in files.items():
+    (workdir / name).write_text(text)
+  (workdir / 'export').mkdir()
+  result = subprocess.run(
+      tool('purl-search') + [f'--config={SMOKE}', f'--workdir={workdir}',
+                             '--overwrite', '--config.env.action_max=1.5'],
+      capture_output=True, text=True, env=subprocess_env(), cwd=REPO,
+      timeout=300)
+  assert result.returncode == 2, result.stderr[-2000:]
+  assert 'bad action grid' in result.stderr
+  assert sorted(os.listdir(workdir)) == sorted(list(files) + ['export'])
+  for name, text in files.items():
+    assert (workdir / name).read_text() == text
 
 
 class _Subclassed(keras.Model):

@@ -1,0 +1,51 @@
+"""The benchmark's report from a partial results file (a run in pieces).
+
+Runs `benchmarks/fmnist.py --report_only` in a subprocess (the script
+defines its own absl flags) on a results file written here.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+from tests.conftest import REPO, subprocess_env
+
+
+def _cell(method, target, seed, acc):
+  return {'net': 'fmnist_cnn', 'seed': seed, 'target': target,
+          'method': method, 'config_digest': 'abc', 'test_accuracy': acc,
+          'dense_test_accuracy': 0.89, 'sparsity': target,
+          'per_layer_sparsity': {'conv1': 0.5, 'fc1': target},
+          'gzip_ratio': 0.2, 'allocation_s': 1.0, 'finetune_s': 2.0,
+          'wall_over_dense_train': 1.5}
+
+
+def testReportOnly_PartialRunWithAVariantAtOneTarget(tmp_path):
+  cells = [_cell(m, t, s, 0.8 + 0.01 * s + (0.005 if m == 'purl' else 0))
+           for s in (0, 1) for t in (0.9, 0.98)
+           for m in ('lamp', 'erk', 'purl')]
+  # The variant ran at 0.98 only, and purl is missing at 0.9 for seed 1.
+  cells += [_cell('purl_norerank', 0.98, s, 0.79) for s in (0, 1)]
+  cells = [c for c in cells if not (c['method'] == 'purl' and
+                                    c['target'] == 0.9 and c['seed'] == 1)]
+  payload = {'schema': 2, 'cells': cells, 'dense': {
+      f'fmnist_cnn/{s}/abc': {'net': 'fmnist_cnn', 'seed': s,
+                              'test_accuracy': 0.89, 'train_s': 30.0}
+      for s in (0, 1)}}
+  (tmp_path / 'fmnist.json').write_text(json.dumps(payload))
+  result = subprocess.run(
+      [sys.executable, os.path.join(REPO, 'benchmarks', 'fmnist.py'),
+       '--report_only', f'--out={tmp_path}', '--nets=fmnist_cnn'],
+      capture_output=True, text=True, env=subprocess_env(), timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  md = (tmp_path / 'fmnist.md').read_text()
+  # Paired over both seeds at 0.98: +0.5 pt every seed, zero spread.
+  assert '| 0.98 | purl | +0.50 ± 0.00 pt vs lamp, 2/2 seeds' in md
+  assert '| 0.90 | purl | +0.50 pt vs lamp, 1/1 seeds: **one seed**' in md
+  assert '| 0.98 | purl_norerank |' in md
+  assert '| 0.90 | purl_norerank |' not in md
+  assert '**Incomplete**' in md
+  for png in ('fmnist_cnn_accuracy_vs_target.png',
+              'fmnist_cnn_per_layer_0.98.png'):
+    assert (tmp_path / png).exists(), png
