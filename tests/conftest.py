@@ -39,6 +39,8 @@ def tiny_search_config():
   config.agent.warmup_episodes = 1
   config.agent.train_iterations = 2
   config.agent.batch_size = 4
+  # A few episodes fill a few dozen slots; checkpoints save the whole buffer.
+  config.agent.replay_capacity = 200
   config.search.rerank = 1
   config.search.rerank_ramp_steps = 10
   config.search.rerank_hold_steps = 2
