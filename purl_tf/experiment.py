@@ -19,6 +19,7 @@ import time
 from typing import Callable, Dict, Optional
 
 from purl_tf import batchnorm, data, export, io_utils, models, pruning, train
+from purl_tf import workdir_lock
 from purl_tf.compat import keras, tf, tfmot
 
 
@@ -98,14 +99,21 @@ def check_workdir(workdir: str, config, *, kind: str, overwrite: bool = False,
                        'to replace it)')
 
 
-def init_workdir(ctx: 'Context', *, kind: str, overwrite: bool = False):
+def init_workdir(ctx: 'Context', *, kind: str, overwrite: bool = False,
+                 lock: Optional[workdir_lock.WorkdirLock] = None):
   """Creates the workdir once every input has been read and checked.
 
-  Clears it first with `overwrite` (only now, so that a bad input never
-  costs the user the run that was there), then writes `config.json` and the
+  Takes `lock` (creating the directory) before anything else, then clears
+  the workdir with `overwrite` (only now, so that a bad input never costs
+  the user the run that was there), then writes `config.json` and the
   trained dense weights (a resumed search starts from exactly these).
+
+  Raises:
+    workdir_lock.WorkdirBusyError: another process holds the workdir.
   """
   workdir = ctx.workdir
+  if lock is not None:
+    lock.acquire(create=True)
   if overwrite and os.path.isdir(workdir):
     for name in os.listdir(workdir):
       target = os.path.join(workdir, name)
@@ -114,6 +122,8 @@ def init_workdir(ctx: 'Context', *, kind: str, overwrite: bool = False):
       else:
         os.remove(target)
   os.makedirs(workdir, exist_ok=True)
+  if lock is not None:
+    lock.record_pid()
   io_utils.write_json_atomic(os.path.join(workdir, 'config.json'),
                              _workdir_record(ctx.config, kind))
   path = os.path.join(workdir, DENSE_WEIGHTS)

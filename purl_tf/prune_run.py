@@ -4,7 +4,7 @@ import os
 import time
 from typing import Optional
 
-from purl_tf import allocation, experiment, policy as policy_lib
+from purl_tf import allocation, experiment, policy as policy_lib, workdir_lock
 
 ALLOCATIONS = allocation.METHODS + ('policy',)
 
@@ -43,12 +43,13 @@ def run_prune(config, workdir: str, *, allocation_name: str = 'uniform',
       raise ValueError('--allocation=policy needs --policy=FILE')
     pol = policy_lib.Policy.load(policy_path)
   multi_worker = config.strategy.get('name') == 'multi_worker'
-  with experiment.output_dir(config, workdir) as out:
+  with experiment.output_dir(config, workdir) as out, \
+      workdir_lock.WorkdirLock(out) as lock:
     if out == workdir:
       experiment.check_workdir(workdir, config, kind='prune', overwrite=overwrite)
     ctx = experiment.prepare(config, out, verbose=verbose,
                              check_model=pol.check if pol else None)
-    experiment.init_workdir(ctx, kind='prune', overwrite=overwrite)
+    experiment.init_workdir(ctx, kind='prune', overwrite=overwrite, lock=lock)
     if pol is not None:
       sparsity_map = pol.sparsity
       target = float(pol.metrics.get('target_sparsity', target))

@@ -9,7 +9,7 @@ greedy_policy/) and of `experiment.finish` (summary.json, export/).
 import os
 import time
 
-from purl_tf import experiment, search_loop
+from purl_tf import experiment, search_loop, workdir_lock
 
 
 def run_search(config, workdir: str, *, resume: bool = False,
@@ -29,12 +29,14 @@ def run_search(config, workdir: str, *, resume: bool = False,
   start = time.perf_counter()
   search_loop.check_config(config)
   multi_worker = config.strategy.get('name') == 'multi_worker'
-  with experiment.output_dir(config, workdir) as out:
+  with experiment.output_dir(config, workdir) as out, \
+      workdir_lock.WorkdirLock(out) as lock:
     if out == workdir:
       experiment.check_workdir(workdir, config, kind='search',
                                overwrite=overwrite, resume=resume)
     ctx = experiment.prepare(config, out, verbose=verbose, resume=resume)
-    experiment.init_workdir(ctx, kind='search', overwrite=overwrite)
+    experiment.init_workdir(ctx, kind='search', overwrite=overwrite,
+                            lock=lock)
     env = search_loop.build_env(ctx.dense, ctx.splits.search_train,
                                 ctx.splits.reward, config, ctx.strategy,
                                 ctx.lr_scale)
