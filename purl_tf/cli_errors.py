@@ -32,10 +32,20 @@ def quiet_logging():
     logging.set_verbosity(logging.WARNING)
 
 
+EXIT_INTERRUPTED = 130
+
+
 @contextlib.contextmanager
 def friendly_errors(tool: str):
   try:
     yield
+  except KeyboardInterrupt:
+    # The search checkpoints after every episode; a pruning run has nothing
+    # worth keeping before its summary.
+    hint = ('; `--resume` continues the search from its last finished '
+            'episode' if tool == 'purl-search' else '')
+    print(f'{tool}: interrupted{hint}', file=sys.stderr)
+    sys.exit(EXIT_INTERRUPTED)
   except train.NonFiniteLossError as e:
     print(f'{tool}: error: {e}', file=sys.stderr)
     sys.exit(EXIT_DIVERGED)
@@ -83,8 +93,20 @@ def run_app(main, tool: str):
     started.append(True)
     return main(argv)
 
+  def parse(argv):
+    # absl's own parser answers a bad flag with a "FATAL Flags parsing error"
+    # banner and exit code 1, not the one line and code 2 promised.
+    try:
+      return flags.FLAGS(argv)
+    except flags.Error as e:
+      text = str(e).splitlines()[0] if str(e) else type(e).__name__
+      if text.startswith('flag --config'):
+        raise  # a config file that fails to load: reported below
+      print(f'{tool}: error: {text}', file=sys.stderr)
+      sys.exit(EXIT_USER_ERROR)
+
   try:
-    app.run(wrapped)
+    app.run(wrapped, flags_parser=parse)
   except Exception as e:  # pylint: disable=broad-except
     if started:
       raise

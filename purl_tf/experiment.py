@@ -81,7 +81,10 @@ def check_workdir(workdir: str, config, *, kind: str, overwrite: bool = False,
   if overwrite:
     return
   if not os.path.exists(path):
-    if os.path.isdir(workdir) and os.listdir(workdir) and not resume:
+    if resume:
+      raise WorkdirError(f'--resume: workdir {workdir} holds no run to '
+                         'resume; drop --resume to start one there')
+    if os.path.isdir(workdir) and os.listdir(workdir):
       raise WorkdirError(f'workdir {workdir} is not empty and holds no purl_tf '
                          'run; pick another or pass --overwrite')
     return

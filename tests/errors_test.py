@@ -7,6 +7,7 @@ a non-zero exit code, no traceback, and leaves no output behind.
 import json
 import os
 import re
+import signal
 import subprocess
 
 import pytest
@@ -77,6 +78,12 @@ def _case_args(case, tmp_path):
     return 'purl-prune', [f'--config={path}']
   if case == 'unknown-override':
     return 'purl-search', ['--config.data.no_such_field=3']
+  if case == 'flag-out-of-range':
+    return 'purl-prune', ['--sparsity=-0.1']
+  if case == 'flag-unknown-choice':
+    return 'purl-prune', ['--allocation=magnitude']
+  if case == 'resume-nothing':
+    return 'purl-search', ['--resume']
   if case == 'zero-episodes':
     return 'purl-search', ['--config.search.episodes=0']
   if case == 'zero-checkpoint-every':
@@ -144,6 +151,29 @@ def testOverwriteWithABadConfig_LeavesTheFinishedRunByteIdentical(tmp_path):
   assert sorted(os.listdir(workdir)) == sorted(list(files) + ['export'])
   for name, text in files.items():
     assert (workdir / name).read_text() == text
+
+
+def testCtrlCDuringASearch_SaysResumeContinuesIt(tmp_path):
+  workdir = tmp_path / 'interrupted'
+  run = subprocess.Popen(
+      tool('purl-search') + [f'--config={SMOKE}', f'--workdir={workdir}'],
+      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+      env=subprocess_env(), cwd=REPO)
+  try:
+    for line in run.stdout:
+      if line.startswith('episode 2/'):
+        break
+    run.send_signal(signal.SIGINT)
+    _, err = run.communicate(timeout=300)
+  finally:
+    if run.poll() is None:
+      run.kill()
+  assert run.returncode == 130, err[-2000:]
+  assert 'Traceback' not in err, err[-3000:]
+  lines = [l for l in err.splitlines() if l.startswith('purl-search:')]
+  assert lines == ['purl-search: interrupted; `--resume` continues the search '
+                   'from its last finished episode']
+  assert (workdir / 'search_state.json').exists()
 
 
 class _Subclassed(keras.Model):
