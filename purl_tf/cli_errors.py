@@ -123,7 +123,8 @@ def format_summary(summary: dict) -> str:
       f'pruned test accuracy: {summary["pruned_test_accuracy"]:.4f} '
       f'({summary["method"]})',
       f'global sparsity:      {summary["reached_global_sparsity"]:.4f} '
-      f'(target {summary["target_sparsity"]:.4f})',
+      f'(target {summary["target_sparsity"]:.4f}'
+      f'{"" if summary.get("target_met", True) else ", NOT MET"})',
       f'gzip size vs dense:   {summary["gzip_bytes"]["ratio"]:.3f}x',
       f'weights sha256:       {summary["weights_sha256"]}',
       f'exported to:          {summary["export_path"]}',

@@ -56,6 +56,8 @@ def config_json(config) -> dict:
 
 
 DENSE_WEIGHTS = 'dense.weights.h5'
+# Reached global sparsity this far below the target counts as missing it.
+TARGET_TOLERANCE = 0.005
 
 
 def _workdir_record(config, kind):
@@ -323,6 +325,7 @@ def finish(ctx: Context, sparsity_map: Dict[str, float], *, target: float,
       'pruned_test_accuracy': test_acc,
       'target_sparsity': float(target),
       'reached_global_sparsity': report['global'],
+      'target_met': report['global'] >= float(target) - TARGET_TOLERANCE,
       'per_layer_sparsity': report['layers'],
       'allocation': dict(sparsity_map),
       'export_path': os.path.abspath(path),
@@ -338,5 +341,9 @@ def finish(ctx: Context, sparsity_map: Dict[str, float], *, target: float,
       'versions': versions(),
   }
   summary.update(extra or {})
+  if not summary['target_met']:
+    print(f'WARNING: the pruned net reached global sparsity '
+          f'{report["global"]:.4f}, below the target {float(target):.4f} '
+          '(summary.json: "target_met": false)', flush=True)
   io_utils.write_json_atomic(os.path.join(ctx.workdir, 'summary.json'), summary)
   return summary

@@ -3,6 +3,7 @@
 import json
 import os
 import tempfile
+from typing import Optional
 
 
 def umask_mode(base: int = 0o666) -> int:
@@ -59,14 +60,26 @@ def append_jsonl(path: str, obj):
     os.fsync(f.fileno())
 
 
-def read_jsonl(path: str):
-  """Reads the complete lines of a JSON-lines file (a torn last line is dropped)."""
+def read_jsonl(path: str, limit: Optional[int] = None):
+  """Reads the complete lines of a JSON-lines file (a torn last line is dropped).
+
+  Args:
+    path: the file (missing: no rows).
+    limit: read only the first `limit` lines; what follows is not decoded,
+      so a damaged line past them does not matter.
+
+  Raises:
+    ValueError: a line that is not JSON (names the file and the line).
+  """
   rows = []
   if not os.path.exists(path):
     return rows
   with open(path) as f:
-    for line in f:
-      if not line.endswith('\n'):
+    for number, line in enumerate(f, 1):
+      if not line.endswith('\n') or (limit is not None and len(rows) >= limit):
         break
-      rows.append(json.loads(line))
+      try:
+        rows.append(json.loads(line))
+      except json.JSONDecodeError as e:
+        raise ValueError(f'{path} line {number} is not JSON ({e.msg})') from None
   return rows

@@ -54,6 +54,10 @@ class Policy:
           f'but this model has {fingerprint(model)} (same layer names, other '
           'kernel shapes)')
 
+  def global_sparsity(self, model: keras.Model) -> float:
+    """The global sparsity these per-layer targets give `model`."""
+    return pruning.global_sparsity(pruning.prunable_layers(model), self.sparsity)
+
   def to_json(self) -> dict:
     return {'sparsity': self.sparsity, 'fingerprint': self.fingerprint,
             'metrics': self.metrics}

@@ -52,7 +52,12 @@ def run_prune(config, workdir: str, *, allocation_name: str = 'uniform',
     experiment.init_workdir(ctx, kind='prune', overwrite=overwrite, lock=lock)
     if pol is not None:
       sparsity_map = pol.sparsity
-      target = float(pol.metrics.get('target_sparsity', target))
+      if sparsity is None:
+        # No --sparsity: the policy's own target, when it states a valid
+        # one, else what its per-layer sparsities add up to.
+        stated = pol.metrics.get('target_sparsity')
+        target = (float(stated) if isinstance(stated, (int, float)) and
+                  0.0 <= float(stated) < 1.0 else pol.global_sparsity(ctx.dense))
     else:
       sparsity_map = allocation.allocate(
           allocation_name, ctx.dense, target, reward_ds=ctx.splits.reward,

@@ -232,19 +232,40 @@ class SearchLoop:
     """Continues from the workdir's last checkpoint; False when there is none."""
     if not self.workdir or not os.path.exists(self._path('search_state.json')):
       return False
+    self.state = self._read_state()
     self._checkpointer.initialize_or_restore()
-    with open(self._path('search_state.json')) as f:
-      self.state = SearchState(**json.load(f))
     if int(self._episode_var.numpy()) != self.state.episode:
       raise ValueError(
           f'checkpoint is at episode {int(self._episode_var.numpy())} but '
           f'search_state.json at {self.state.episode}; remove the workdir '
           'or pass --overwrite')
-    # Lines past the checkpoint belong to an episode that will be replayed.
-    rows = io_utils.read_jsonl(self._path('episodes.jsonl'))[:self.state.episode]
+    # Lines past the checkpoint belong to an episode that will be replayed
+    # (or are what a crash left half-written): dropped, not decoded.
+    rows = io_utils.read_jsonl(self._path('episodes.jsonl'),
+                               limit=self.state.episode)
+    if len(rows) < self.state.episode:
+      raise ValueError(
+          f'{self._path("episodes.jsonl")} holds {len(rows)} episodes but the '
+          f'checkpoint {self.state.episode}; pass --overwrite to start again')
     with open(self._path('episodes.jsonl'), 'w') as f:
       f.writelines(json.dumps(r, sort_keys=True) + '\n' for r in rows)
     return True
+
+  def _read_state(self) -> SearchState:
+    path = self._path('search_state.json')
+    fix = 'the search cannot resume from it; pass --overwrite to start again'
+    try:
+      with open(path) as f:
+        obj = json.load(f)
+    except json.JSONDecodeError as e:
+      raise ValueError(f'{path} is damaged ({e.msg}); {fix}') from None
+    if not isinstance(obj, dict):
+      raise ValueError(f'{path} holds no search state; {fix}')
+    unknown = sorted(set(obj) - {f.name for f in dataclasses.fields(SearchState)})
+    if unknown:
+      raise ValueError(f'{path} has unknown keys {unknown} (another purl_tf '
+                       f'version?); {fix}')
+    return SearchState(**obj)
 
   def run(self, on_episode: Optional[Callable[[dict], None]] = None) -> SearchState:
     """Plays episodes up to `config.search.episodes`; returns the state.

@@ -162,3 +162,30 @@ def testHelp_ListsTheToolsOwnFlags(name, own_flags):
              f'  --[no]{flag[2:]}:' in result.stdout)
     assert shown, (flag, result.stdout[-2000:])
   assert 'Try --helpfull' in result.stdout
+
+
+def testTargetAboveWhatTheAllocationReaches_SaysNotMet(tmp_path):
+  workdir = tmp_path / 'miss'
+  # global_magnitude caps every layer at 0.99, so 0.999 cannot be reached.
+  result = _run('purl-prune', f'--config={SMOKE}', '--sparsity=0.999',
+                '--allocation=global_magnitude', f'--workdir={workdir}')
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert '(target 0.9990, NOT MET)' in result.stdout
+  assert 'WARNING: the pruned net reached global sparsity 0.99' in result.stdout
+  summary = json.loads((workdir / 'summary.json').read_text())
+  assert summary['target_met'] is False
+  assert summary['reached_global_sparsity'] < 0.995
+
+
+def testPolicyWithAnInvalidStatedTarget_ReportsItsOwnSparsity(tmp_path):
+  policy = tmp_path / 'policy.json'
+  policy.write_text(json.dumps({
+      'sparsity': {'conv1': 0.5, 'conv2': 0.5, 'fc1': 0.5, 'fc2': 0.5},
+      'metrics': {'target_sparsity': 5}}))
+  workdir = tmp_path / 'applied'
+  result = _run('purl-prune', f'--config={SMOKE}', '--allocation=policy',
+                f'--policy={policy}', f'--workdir={workdir}')
+  assert result.returncode == 0, result.stderr[-3000:]
+  summary = json.loads((workdir / 'summary.json').read_text())
+  assert summary['target_sparsity'] == pytest.approx(0.5)
+  assert summary['target_met'] is True

@@ -4,10 +4,12 @@ allocations, the reference they choose, and the best-episode rule.
 Seeded by conftest (numpy, Python, TensorFlow) and the config's seed.
 """
 
+import os
+
 import numpy as np
 import pytest
 
-from purl_tf import allocation, config_defaults, models, search_loop, train
+from purl_tf import allocation, config_defaults, io_utils, models, search_loop, train
 from purl_tf.compat import keras
 from tests.conftest import tiny_search_config
 
@@ -162,3 +164,61 @@ def testRerank_ResumedRunKeepsScoresAlreadyMeasured(dense, splits, tmp_path):
   again.run()
   assert again.state.reranked == first
   assert again.state.best['episode'] == loop.state.best['episode']
+
+
+@pytest.fixture(scope='module')
+def finished(dense, splits, tmp_path_factory):
+  """A 2-episode search's workdir, and the environment it ran on."""
+  workdir = str(tmp_path_factory.mktemp('finished'))
+  config = _config(episodes=2, references='lamp', rerank=0)
+  env = search_loop.build_env(dense, splits.train, splits.reward, config)
+  search_loop.SearchLoop(env, config, workdir, verbose=False).run()
+  return workdir, env, config
+
+
+def _copy(finished, tmp_path):
+  import shutil  # pylint: disable=g-import-not-at-top
+  workdir, env, config = finished
+  target = str(tmp_path / 'copy')
+  shutil.copytree(workdir, target)
+  return target, env, config
+
+
+@pytest.mark.parametrize('text,match', [
+    ('{"episode": 2, "env_st', 'is damaged'),
+    ('', 'is damaged'),
+    ('[1, 2]', 'holds no search state'),
+    ('{"episode": 2, "colour": "red"}', r"unknown keys \['colour'\]"),
+])
+def testDamagedSearchState_OneErrorNamingTheFileAndTheFix(finished, tmp_path,
+                                                          text, match):
+  workdir, env, config = _copy(finished, tmp_path)
+  with open(os.path.join(workdir, 'search_state.json'), 'w') as f:
+    f.write(text)
+  loop = search_loop.SearchLoop(env, config, workdir, verbose=False)
+  with pytest.raises(ValueError, match=match) as info:
+    loop.restore()
+  assert 'search_state.json' in str(info.value)
+  assert '--overwrite' in str(info.value)
+
+
+def testGarbageLinePastTheCheckpoint_IsDroppedOnResume(finished, tmp_path):
+  workdir, env, config = _copy(finished, tmp_path)
+  path = os.path.join(workdir, 'episodes.jsonl')
+  with open(path, 'a') as f:
+    f.write('not json at all\n{"half": \n')
+  loop = search_loop.SearchLoop(env, config, workdir, verbose=False)
+  assert loop.restore()
+  assert [r['episode'] for r in io_utils.read_jsonl(path)] == [0, 1]
+
+
+def testGarbageLineBeforeTheCheckpoint_NamesFileAndLine(finished, tmp_path):
+  workdir, env, config = _copy(finished, tmp_path)
+  path = os.path.join(workdir, 'episodes.jsonl')
+  with open(path) as f:
+    lines = f.readlines()
+  with open(path, 'w') as f:
+    f.writelines(['garbage\n'] + lines[1:])
+  loop = search_loop.SearchLoop(env, config, workdir, verbose=False)
+  with pytest.raises(ValueError, match='episodes.jsonl line 1 is not JSON'):
+    loop.restore()
