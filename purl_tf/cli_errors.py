@@ -9,6 +9,7 @@ is a bug and keeps its traceback.
 """
 
 import contextlib
+import errno
 import sys
 
 from absl import logging
@@ -58,13 +59,27 @@ def friendly_errors(tool: str):
           'restart every worker with the same command: the fine-tune resumes '
           'from its BackupAndRestore state', file=sys.stderr)
     sys.exit(EXIT_LOST_WORKER)
-  except (ValueError, OSError) as e:
-    lines = [l.strip() for l in str(e).splitlines() if l.strip()]
-    message = lines[0] if lines else type(e).__name__
-    if len(lines) > 1:  # ml_collections puts the file's own error last
-      message += f' ({lines[-1]})'
-    print(f'{tool}: error: {message}', file=sys.stderr)
-    sys.exit(EXIT_USER_ERROR)
+  except OSError as e:
+    if e.errno == errno.ENOSPC or 'No space left on device' in str(e):
+      hint = (' (`--resume` continues the search from its last checkpoint)'
+              if tool == 'purl-search' else '')
+      where = f' writing {e.filename}' if e.filename else ''
+      print(f'{tool}: error: no space left on device{where}; free some space '
+            f'and run again{hint}', file=sys.stderr)
+      sys.exit(EXIT_USER_ERROR)
+    _one_line(tool, e)
+  except ValueError as e:
+    _one_line(tool, e)
+
+
+def _one_line(tool: str, e: BaseException):
+  """Prints a user error as one line and exits with EXIT_USER_ERROR."""
+  lines = [l.strip() for l in str(e).splitlines() if l.strip()]
+  message = lines[0] if lines else type(e).__name__
+  if len(lines) > 1:  # ml_collections puts the file's own error last
+    message += f' ({lines[-1]})'
+  print(f'{tool}: error: {message}', file=sys.stderr)
+  sys.exit(EXIT_USER_ERROR)
 
 
 def _root_cause(error: BaseException) -> BaseException:

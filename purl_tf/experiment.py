@@ -80,13 +80,17 @@ def check_workdir(workdir: str, config, *, kind: str, overwrite: bool = False,
       --resume finds another config or nothing to resume.
   """
   path = os.path.join(workdir, 'config.json')
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise WorkdirError(f'workdir {workdir} is a file; pick a directory')
   if overwrite:
     return
   if not os.path.exists(path):
     if resume:
       raise WorkdirError(f'--resume: workdir {workdir} holds no run to '
                          'resume; drop --resume to start one there')
-    if os.path.isdir(workdir) and os.listdir(workdir):
+    left = [n for n in (os.listdir(workdir) if os.path.isdir(workdir) else [])
+            if n not in (workdir_lock.PID_FILE, DENSE_WEIGHTS)]
+    if left:
       raise WorkdirError(f'workdir {workdir} is not empty and holds no purl_tf '
                          'run; pick another or pass --overwrite')
     return
@@ -129,11 +133,13 @@ def init_workdir(ctx: 'Context', *, kind: str, overwrite: bool = False,
   os.makedirs(workdir, exist_ok=True)
   if lock is not None:
     lock.record_pid()
-  io_utils.write_json_atomic(os.path.join(workdir, 'config.json'),
-                             _workdir_record(ctx.config, kind))
   path = os.path.join(workdir, DENSE_WEIGHTS)
   if not os.path.exists(path):
     io_utils.save_weights_atomic(ctx.dense, path)
+  # Last: config.json is what marks the workdir as holding a run, so a start
+  # that fails before it (a full disk) leaves nothing that blocks the next.
+  io_utils.write_json_atomic(os.path.join(workdir, 'config.json'),
+                             _workdir_record(ctx.config, kind))
 
 
 def is_chief(config) -> bool:

@@ -84,6 +84,8 @@ def _case_args(case, tmp_path):
     return 'purl-prune', ['--allocation=magnitude']
   if case == 'resume-nothing':
     return 'purl-search', ['--resume']
+  if case == 'workdir-is-file':
+    return 'purl-prune', []
   if case == 'zero-episodes':
     return 'purl-search', ['--config.search.episodes=0']
   if case == 'zero-checkpoint-every':
@@ -108,6 +110,8 @@ CLI_CASES = sorted(set(TABLE) - {'subclassed-model', 'workdir-taken',
 def testReadmeErrorCase_OneLineNoOutputLeft(case, tmp_path):
   name, extra = _case_args(case, tmp_path)
   workdir = tmp_path / 'workdir'
+  if case == 'workdir-is-file':
+    workdir.write_text('notes')
   args = [f'--config={SMOKE}', f'--workdir={workdir}'] + extra
   result = subprocess.run(tool(name) + args, capture_output=True, text=True,
                           env=subprocess_env(), cwd=REPO, timeout=600)
@@ -116,7 +120,9 @@ def testReadmeErrorCase_OneLineNoOutputLeft(case, tmp_path):
   lines = [l for l in result.stderr.splitlines() if l.startswith(f'{name}: error:')]
   assert len(lines) == 1, result.stderr[-2000:]
   assert TABLE[case] in lines[0], lines[0]
-  if case != 'final-finetune-nan':
+  if case == 'workdir-is-file':
+    assert workdir.read_text() == 'notes'
+  elif case != 'final-finetune-nan':
     assert not workdir.exists(), sorted(os.listdir(workdir))
 
 

@@ -1,6 +1,13 @@
 """Tests for purl_tf.experiment: every allocation gets the same final fine-tune."""
 
-from purl_tf import allocation, config_defaults, experiment
+import errno
+import os
+from unittest import mock
+
+import pytest
+
+from purl_tf import allocation, cli_errors, config_defaults, experiment
+from purl_tf import io_utils
 from purl_tf.compat import keras
 
 
@@ -27,3 +34,38 @@ def testFinish_SameAllocationTwice_SameWeightsWhateverRanBefore(tmp_path):
     for _ in ctx.splits.train.take(3):
       pass
   assert digests[0] == digests[1]
+
+
+def testDiskFullWhileStarting_LeavesNothingThatBlocksTheNextRun(tmp_path):
+  ctx = _ctx(tmp_path / 'dense')
+  ctx.workdir = str(tmp_path / 'run')
+
+  def full(*_):
+    raise OSError(errno.ENOSPC, 'No space left on device')
+  with mock.patch.object(io_utils, 'save_weights_atomic', full):
+    with pytest.raises(OSError):
+      experiment.init_workdir(ctx, kind='prune')
+  assert not os.path.exists(os.path.join(ctx.workdir, 'config.json'))
+  # The next run on that workdir starts as if it were empty.
+  experiment.check_workdir(ctx.workdir, ctx.config, kind='prune')
+  experiment.init_workdir(ctx, kind='prune')
+  assert os.path.exists(os.path.join(ctx.workdir, 'config.json'))
+
+
+@pytest.mark.parametrize('error', [
+    OSError(errno.ENOSPC, 'No space left on device', '/w/dense.weights.h5'),
+    # h5py's form: no errno, one long line.
+    OSError('Unable to synchronously create file (file write failed: time = '
+            'Wed Nov 25, filename = /w/x.h5, file descriptor = 7, errno = 28, '
+            "error message = 'No space left on device', buf = 0x55, total "
+            'write size = 2048, bytes this sub-write = 2048, offset = 0)'),
+])
+def testDiskFull_OneLineThatSaysSoAndHowToGoOn(error, capsys):
+  with pytest.raises(SystemExit) as info:
+    with cli_errors.friendly_errors('purl-search'):
+      raise error
+  assert info.value.code == cli_errors.EXIT_USER_ERROR
+  lines = capsys.readouterr().err.splitlines()
+  assert len(lines) == 1 and len(lines[0]) < 200, lines
+  assert lines[0].startswith('purl-search: error: no space left on device')
+  assert '--resume' in lines[0]

@@ -4,7 +4,9 @@ allocations, the reference they choose, and the best-episode rule.
 Seeded by conftest (numpy, Python, TensorFlow) and the config's seed.
 """
 
+import errno
 import os
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -222,3 +224,25 @@ def testGarbageLineBeforeTheCheckpoint_NamesFileAndLine(finished, tmp_path):
   loop = search_loop.SearchLoop(env, config, workdir, verbose=False)
   with pytest.raises(ValueError, match='episodes.jsonl line 1 is not JSON'):
     loop.restore()
+
+
+def testDiskFullMidSearch_LeavesTheWorkdirResumable(dense, splits, tmp_path):
+  workdir = str(tmp_path / 'full')
+  config = _config(episodes=3, references='lamp', rerank=0)
+  env = search_loop.build_env(dense, splits.train, splits.reward, config)
+  calls = []
+  real = io_utils.append_jsonl
+
+  def fills_up(path, obj):
+    calls.append(obj['episode'])
+    if obj['episode'] == 1:
+      raise OSError(errno.ENOSPC, 'No space left on device', path)
+    real(path, obj)
+  with mock.patch.object(io_utils, 'append_jsonl', fills_up):
+    with pytest.raises(OSError):
+      search_loop.SearchLoop(env, config, workdir, verbose=False).run()
+  loop = search_loop.SearchLoop(env, config, workdir, verbose=False)
+  assert loop.restore() and loop.state.episode == 1
+  loop.run()
+  rows = io_utils.read_jsonl(os.path.join(workdir, 'episodes.jsonl'))
+  assert [r['episode'] for r in rows] == [0, 1, 2]
