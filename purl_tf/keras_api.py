@@ -22,6 +22,48 @@ from purl_tf import search_loop
 from purl_tf.compat import keras, tfmot
 
 
+def check_dataset(ds, model: keras.Model, name: str):
+  """Raises one ValueError that says what to pass, for a dataset `fit` and
+  `evaluate` would otherwise fail on deep inside Keras.
+
+  Args:
+    ds: what the user passed.
+    model: the model it feeds.
+    name: the argument's name, for the message.
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  how = ('pass tf.data.Dataset.from_tensor_slices((images, labels))'
+         '.batch(64), with integer class labels')
+  if not isinstance(ds, tf.data.Dataset):
+    raise ValueError(f'{name} must be a batched tf.data.Dataset of (image, '
+                     f'label) pairs, got {type(ds).__name__}: {how}')
+  spec = ds.element_spec
+  if not (isinstance(spec, tuple) and len(spec) == 2 and
+          all(isinstance(x, tf.TensorSpec) for x in spec)):
+    raise ValueError(f'{name} must yield (image, label) pairs, got elements '
+                     f'{spec}: {how}')
+  images, labels = spec
+  want = tuple(model.input_shape)
+  if images.shape.rank == len(want) - 1:
+    raise ValueError(f'{name} is not batched (images {images.shape}, the '
+                     f'model takes {want}): call .batch(64) on it')
+  got = tuple(images.shape)
+  if len(got) != len(want) or any(
+      w is not None and g is not None and w != g
+      for w, g in zip(want[1:], got[1:])):
+    raise ValueError(f'{name} images have shape {got}, the model takes '
+                     f'{want}: resize or rebuild the model')
+  if labels.shape.rank is not None and labels.shape.rank > 1:
+    raise ValueError(f'{name} labels have shape {labels.shape}: one-hot '
+                     'labels? purl_tf trains with integer class labels '
+                     '(sparse_categorical_crossentropy): map them with '
+                     'tf.argmax(label, -1)')
+  for _ in ds.take(1):
+    break
+  else:
+    raise ValueError(f'{name} is empty')
+
+
 def search(model: keras.Model, train_ds, reward_ds, config=None, *,
            target_sparsity: Optional[float] = None,
            workdir: Optional[str] = None, strategy=None,
@@ -51,7 +93,9 @@ def search(model: keras.Model, train_ds, reward_ds, config=None, *,
     The best `Policy` found (it meets the sparsity budget).
 
   Raises:
-    ValueError: a subclassed model, no prunable layer, bad config values.
+    ValueError: a subclassed model, no prunable layer, bad config values,
+      or datasets that are not batched (image, integer label) pipelines of
+      the model's input shape (`check_dataset`).
   """
   config = copy.deepcopy(config) if config is not None else (
       config_defaults.base_config())
@@ -61,6 +105,8 @@ def search(model: keras.Model, train_ds, reward_ds, config=None, *,
     config.prune.sparsity = float(target_sparsity)
   search_loop.check_config(config)
   pruning.prunable_layers(model)
+  check_dataset(train_ds, model, 'train_ds')
+  check_dataset(reward_ds, model, 'reward_ds')
   if workdir:
     os.makedirs(workdir, exist_ok=True)
   env = search_loop.build_env(model, train_ds, reward_ds, config, strategy)

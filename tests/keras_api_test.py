@@ -121,3 +121,31 @@ def testExample_RunsEndToEnd(tmp_path):
   sparsity = float(result.stdout.split('global sparsity')[1].split()[0])
   assert sparsity >= 0.895
   assert os.path.exists(tmp_path / 'fmnist_keras' / '1' / 'saved_model.pb')
+
+
+def _bad_inputs(splits):
+  x = np.zeros((64, 28, 28, 1), np.float32)
+  y = np.zeros((64,), np.int64)
+  mk = tf.data.Dataset.from_tensor_slices
+  return {
+      'numpy': ((x, y), 'must be a batched tf.data.Dataset'),
+      'unbatched': (mk((x, y)), 'is not batched'),
+      'one-hot': (mk((x, np.eye(10, dtype=np.float32)[y])).batch(32),
+                  'one-hot labels'),
+      'other-shape': (mk((np.zeros((64, 32, 32, 3), np.float32), y)).batch(32),
+                      r'images have shape \(None, 32, 32, 3\)'),
+      'empty': (mk((x, y)).batch(32).take(0), 'is empty'),
+      'images-only': (mk(x).batch(32), r'must yield \(image, label\) pairs'),
+  }
+
+
+@pytest.mark.parametrize('case', ['numpy', 'unbatched', 'one-hot',
+                                  'other-shape', 'empty', 'images-only'])
+def testSearchWithBadData_OneValueErrorSayingWhatToPass(splits, case):
+  bad, match = _bad_inputs(splits)[case]
+  model = models.fmnist_cnn()
+  with pytest.raises(ValueError, match=match) as info:
+    purl_tf.search(model, splits.train, bad, tiny_search_config(),
+                   target_sparsity=0.8, verbose=False)
+  assert 'reward_ds' in str(info.value)
+  assert len(str(info.value).splitlines()) == 1
