@@ -82,6 +82,13 @@ def check_workdir(workdir: str, config, *, kind: str, overwrite: bool = False,
   path = os.path.join(workdir, 'config.json')
   if os.path.exists(workdir) and not os.path.isdir(workdir):
     raise WorkdirError(f'workdir {workdir} is a file; pick a directory')
+  # The directory, or the nearest one above it that exists, must take files.
+  existing = os.path.abspath(workdir)
+  while not os.path.exists(existing):
+    existing = os.path.dirname(existing)
+  if not os.access(existing, os.W_OK | os.X_OK):
+    raise WorkdirError(f'cannot write workdir {workdir}: {existing} is not '
+                       'writable by this user; pick another --workdir')
   if overwrite:
     return
   if not os.path.exists(path):

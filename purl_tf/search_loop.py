@@ -198,8 +198,8 @@ class SearchLoop:
           agent=self.learner.agent, replay_buffer=self.learner.replay,
           epsilon=self.learner.epsilon, episode=self._episode_var,
           global_step=self.learner.train_step)
-      self._writer = tf.summary.create_file_writer(
-          os.path.join(workdir, 'tensorboard', 'search'))
+      # The event file is opened at the first summary, so that a resume
+      # refused by restore() leaves the workdir as it was.
 
   def reference_name(self, episode: int) -> str:
     """The allocation episode `episode` plays or scales."""
@@ -433,6 +433,9 @@ class SearchLoop:
             flush=True)
 
   def _summaries(self, record: dict):
+    if self._writer is None:
+      self._writer = tf.summary.create_file_writer(
+          os.path.join(self.workdir, 'tensorboard', 'search'))
     with self._writer.as_default():
       first = self.state.env_steps - len(record['rewards'])
       for k, r in enumerate(record['rewards']):

@@ -101,9 +101,10 @@ def _case_args(case, tmp_path):
   raise AssertionError(f'no trigger for README case {case!r}')
 
 
-# workdir-busy is tested with two real runs in workdir_lock_test.py.
+# workdir-busy is tested with two real runs in workdir_lock_test.py,
+# damaged-state after a real search below.
 CLI_CASES = sorted(set(TABLE) - {'subclassed-model', 'workdir-taken',
-                                 'workdir-busy'})
+                                 'workdir-busy', 'damaged-state'})
 
 
 @pytest.mark.parametrize('case', CLI_CASES)
@@ -157,6 +158,32 @@ def testOverwriteWithABadConfig_LeavesTheFinishedRunByteIdentical(tmp_path):
   assert sorted(os.listdir(workdir)) == sorted(list(files) + ['export'])
   for name, text in files.items():
     assert (workdir / name).read_text() == text
+
+
+def testResumeFromADamagedSearchState_OneLineFilesLeftAsTheyWere(tmp_path):
+  workdir = tmp_path / 'damaged'
+  args = [f'--config={SMOKE}', f'--workdir={workdir}',
+          '--config.search.episodes=2']
+  first = subprocess.run(tool('purl-search') + args, capture_output=True,
+                         text=True, env=subprocess_env(), cwd=REPO, timeout=600)
+  assert first.returncode == 0, first.stderr[-2000:]
+  state = workdir / 'search_state.json'
+  state.write_text(state.read_text()[:25])  # truncated, as by a crash
+  before = {p: p.read_bytes() for p in workdir.rglob('*')
+            if p.is_file() and p.name != '.purl.lock'}
+  result = subprocess.run(tool('purl-search') + args + ['--resume'],
+                          capture_output=True, text=True, env=subprocess_env(),
+                          cwd=REPO, timeout=600)
+  assert result.returncode == 2, result.stderr[-2000:]
+  assert 'Traceback' not in result.stderr
+  lines = [l for l in result.stderr.splitlines()
+           if l.startswith('purl-search: error:')]
+  assert len(lines) == 1, result.stderr[-2000:]
+  assert 'search_state.json is damaged' in lines[0]
+  assert '--overwrite' in lines[0]
+  after = {p: p.read_bytes() for p in workdir.rglob('*')
+           if p.is_file() and p.name != '.purl.lock'}
+  assert after == before
 
 
 def testCtrlCDuringASearch_SaysResumeContinuesIt(tmp_path):

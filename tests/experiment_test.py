@@ -69,3 +69,19 @@ def testDiskFull_OneLineThatSaysSoAndHowToGoOn(error, capsys):
   assert len(lines) == 1 and len(lines[0]) < 200, lines
   assert lines[0].startswith('purl-search: error: no space left on device')
   assert '--resume' in lines[0]
+
+
+def testReadOnlyWorkdir_IsRefusedBeforeAnyWork(tmp_path):
+  config = config_defaults.base_config()
+  target = str(tmp_path / 'ro' / 'run')
+  (tmp_path / 'ro').mkdir()
+  real = os.access
+
+  def access(path, mode):  # as a non-root user sees a read-only directory
+    if os.path.abspath(path) == str(tmp_path / 'ro') and mode & os.W_OK:
+      return False
+    return real(path, mode)
+  with mock.patch.object(os, 'access', access):
+    with pytest.raises(experiment.WorkdirError, match='not writable'):
+      experiment.check_workdir(target, config, kind='prune')
+  assert not os.path.exists(target)
