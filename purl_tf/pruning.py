@@ -10,6 +10,7 @@ take different sparsities; no structure is shared between them.
 """
 
 import dataclasses
+import warnings
 from typing import Callable, Dict, List, Mapping, Optional
 
 import numpy as np
@@ -262,13 +263,42 @@ def apply_masks(model: keras.Model):
       weight.assign(weight * mask)
 
 
+def schedule_target(wrapper) -> Optional[float]:
+  """The sparsity a wrapper's pruning schedule ends at (None if unknown)."""
+  config = wrapper.pruning_schedule.get_config().get('config', {})
+  for key in ('final_sparsity', 'target_sparsity', 'target'):
+    if key in config:
+      return float(config[key])
+  return None
+
+
+class BelowTargetWarning(UserWarning):
+  """A wrapped model is stripped before its layers reached their targets."""
+
+
 def strip(model: keras.Model) -> keras.Model:
   """Returns a plain clone of a wrapped model with its masked weights.
 
   Wrappers are removed and `PrunableDepthwiseConv2D` becomes a plain
   `DepthwiseConv2D` again, so the result needs no purl_tf or tfmot to load.
+  Warns (`BelowTargetWarning`) when a layer's mask is more than half a point
+  short of its schedule's target: usually a schedule whose `end_step` lies
+  beyond the training that was run (`polynomial_schedule`).
   """
   apply_masks(model)
+  short = []
+  for name, wrapper in wrappers(model).items():
+    target = schedule_target(wrapper)
+    mask = wrapper.pruning_vars[0][1].numpy()
+    reached = 1.0 - float(mask.mean())
+    if target is not None and reached < target - 0.005:
+      short.append(f'{name} {reached:.3f} of {target:.3f}')
+  if short:
+    warnings.warn(
+        'stripping a model below its pruning targets: ' + ', '.join(short[:4])
+        + (f' (+{len(short) - 4} more)' if len(short) > 4 else '') + '; '
+        'train until the schedule ends (polynomial_schedule: end_step within '
+        'the steps fit runs) before strip', BelowTargetWarning, stacklevel=2)
 
   def make_layer(layer):
     if isinstance(layer, PruneLowMagnitude):

@@ -1,5 +1,7 @@
 """Tests for purl_tf.pruning."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -179,3 +181,26 @@ def testPolynomialSchedule_EndStepIsAMultipleOfFrequency():
   assert schedule.get_config()['config']['end_step'] == 30
   should, sparsity = schedule(tf.constant(30, tf.int64))
   assert bool(should) and float(sparsity) == pytest.approx(0.9)
+
+
+def testStripBelowTheScheduleTarget_Warns():
+  model = pruning.apply_sparsity_map(models.fmnist_cnn(), {'fc1': 0.9},
+                                     pruning.polynomial_schedule(1000, 1))
+  model.compile('adam', 'sparse_categorical_crossentropy')
+  x = np.random.RandomState(0).rand(16, 28, 28, 1).astype(np.float32)
+  y = np.arange(16) % 10
+  model.fit(x, y, epochs=1, batch_size=8, verbose=0,
+            callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
+  with pytest.warns(pruning.BelowTargetWarning, match='fc1 0.0'):
+    pruning.strip(model)
+
+
+def testStripAtTheTarget_DoesNotWarn():
+  model = pruning.apply_sparsity_map(models.fmnist_cnn(), {'fc1': 0.9})
+  model.compile('adam', 'sparse_categorical_crossentropy')
+  x = np.random.RandomState(0).rand(16, 28, 28, 1).astype(np.float32)
+  model.fit(x, np.arange(16) % 10, epochs=1, batch_size=8, verbose=0,
+            callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
+  with warnings.catch_warnings():
+    warnings.simplefilter('error', pruning.BelowTargetWarning)
+    pruning.strip(model)
