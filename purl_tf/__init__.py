@@ -15,7 +15,8 @@ The public API. This module only re-exports; see each function's docstring.
   export_for_serving(model, export_dir, model_name, version=None)
   Policy                         per-layer sparsity + model fingerprint
   default_config()               the defaults every config starts from
-  constant_schedule(), polynomial_schedule(end_step)
+  constant_schedule(), polynomial_schedule(end_step),
+  ramp_schedule(epochs, steps_per_epoch)   one that ends within your fit()
 
 Importing purl_tf selects Keras 2 (`TF_USE_LEGACY_KERAS=1`) before TensorFlow
 loads: import it before tensorflow. See `purl_tf.compat`.
@@ -28,9 +29,10 @@ from purl_tf.export import export_for_serving
 from purl_tf.keras_api import allocate, apply, callbacks, search
 from purl_tf.policy import Policy
 from purl_tf.pruning import (constant_schedule, polynomial_schedule,
-                             sparsity_report, strip)
+                             ramp_schedule, sparsity_report, strip)
 from purl_tf.version import __version__
 
 __all__ = ['search', 'allocate', 'apply', 'callbacks', 'strip', 'sparsity_report',
            'recalibrate_batchnorm', 'export_for_serving', 'Policy', 'default_config',
-           'constant_schedule', 'polynomial_schedule', '__version__']
+           'constant_schedule', 'polynomial_schedule', 'ramp_schedule',
+           '__version__']

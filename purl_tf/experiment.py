@@ -293,11 +293,8 @@ def finish(ctx: Context, sparsity_map: Dict[str, float], *, target: float,
   cfg = ctx.config
   ft = cfg.finetune
   steps_per_epoch = max(1, ctx.splits.num_train // ctx.splits.batch_size)
-  total_steps = int(ft.epochs) * steps_per_epoch
-  frequency = max(1, min(int(ft.frequency), total_steps // 4))
-  # The ramp must end (on a multiple of `frequency`) before training does.
-  ramp = min(int(float(ft.ramp_fraction) * total_steps), total_steps - frequency)
-  schedule = pruning.polynomial_schedule(max(ramp, 1), frequency)
+  schedule = pruning.ramp_schedule(int(ft.epochs), steps_per_epoch,
+                                   float(ft.ramp_fraction), int(ft.frequency))
   with ctx.strategy.scope():
     pruned = pruning.apply_sparsity_map(ctx.dense, sparsity_map, schedule)
     train.compile_model(pruned, ft.learning_rate * ctx.lr_scale, ft.optimizer)

@@ -195,6 +195,37 @@ def polynomial_schedule(end_step: int, frequency: int = 10) -> ScheduleFn:
       end_step=end_step, frequency=frequency)
 
 
+def ramp_schedule(epochs: int, steps_per_epoch: int, ramp_fraction: float = 0.5,
+                  frequency: int = 10) -> ScheduleFn:
+  """A `polynomial_schedule` that ends within the training you will run.
+
+  Sparsity ramps over the first `ramp_fraction` of `epochs * steps_per_epoch`
+  steps and is held for the rest; the re-mask interval shrinks for short
+  runs so that the last re-mask still falls inside the training.
+
+  Args:
+    epochs: epochs your `fit` runs.
+    steps_per_epoch: batches per epoch (for a finite dataset,
+      `int(dataset.cardinality())`).
+    ramp_fraction: share of the steps over which sparsity rises, in (0, 1].
+    frequency: re-mask every N steps during the ramp (at most).
+
+  Raises:
+    ValueError: non-positive epochs or steps, or a fraction outside (0, 1].
+  """
+  if int(epochs) < 1 or int(steps_per_epoch) < 1:
+    raise ValueError(f'epochs ({epochs}) and steps_per_epoch '
+                     f'({steps_per_epoch}) must be >= 1; for a dataset of '
+                     'unknown size pass its number of batches')
+  if not 0.0 < float(ramp_fraction) <= 1.0:
+    raise ValueError(f'ramp_fraction {ramp_fraction} is outside (0, 1]')
+  total = int(epochs) * int(steps_per_epoch)
+  frequency = max(1, min(int(frequency), total // 4))
+  # The ramp must end (on a multiple of `frequency`) before training does.
+  ramp = min(int(float(ramp_fraction) * total), total - frequency)
+  return polynomial_schedule(max(ramp, 1), frequency)
+
+
 def _clone(model, make_layer, source_of):
   """Clones `model` with `make_layer`, then copies weights by layer name."""
   clone = keras.models.clone_model(model, clone_function=make_layer)
