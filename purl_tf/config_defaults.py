@@ -285,6 +285,10 @@ def imagenet_smoke(config: ml_collections.ConfigDict, episodes: int):
   config.finetune.bn_batches = 1
   config.agent.warmup_episodes = 1
   config.finetune.learning_rate = 1e-3
+  # One demonstration and no re-ranking: each step of these nets costs
+  # seconds on a CPU, and the Fashion-MNIST smoke runs cover both.
+  config.search.references = 'lamp'
+  config.search.rerank = 0
   return config
 
 
