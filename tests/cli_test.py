@@ -21,6 +21,14 @@ def _run(name, *args, timeout=600):
                         env=subprocess_env(), cwd=REPO, timeout=timeout)
 
 
+def start_search(workdir, *args):
+  """A smoke `purl-search` in the background, its output piped."""
+  return subprocess.Popen(
+      tool('purl-search') + [f'--config={SMOKE}', f'--workdir={workdir}'] +
+      list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+      env=subprocess_env(), cwd=REPO)
+
+
 def _check_export(summary):
   path = summary['export_path']
   assert os.path.exists(os.path.join(path, 'saved_model.pb'))
@@ -81,7 +89,7 @@ def testSearchSmoke_WritesEveryOutputThenPolicyAppliesWithPurlPrune(tmp_path):
     assert applied['per_layer_sparsity'][name] == pytest.approx(target, abs=0.005)
 
 
-def _one_line_error(result, *fragments):
+def one_line_error(result, *fragments):
   assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
   lines = [l for l in result.stderr.splitlines() if l.startswith('purl-')]
   assert len(lines) == 1, result.stderr[-2000:]
@@ -93,7 +101,7 @@ def _one_line_error(result, *fragments):
 def testMissingDataDir_OneLineErrorNamingTheFix(tmp_path):
   result = _run('purl-prune', f'--config={SMOKE}', f'--workdir={tmp_path / "w"}',
                 f'--config.data.dir={tmp_path / "nowhere"}')
-  _one_line_error(result, 'apt-get install -y dataset-fashion-mnist',
+  one_line_error(result, 'apt-get install -y dataset-fashion-mnist',
                   '--config.data.dir=')
 
 
@@ -102,7 +110,7 @@ def testPolicyForAnotherModel_OneLineErrorNamingTheLayers(tmp_path):
   policy.write_text(json.dumps({'sparsity': {'conv1': 0.5, 'dense_7': 0.5}}))
   result = _run('purl-prune', f'--config={SMOKE}', '--allocation=policy',
                 f'--policy={policy}', f'--workdir={tmp_path / "w"}')
-  _one_line_error(result, 'dense_7', 'fc1')
+  one_line_error(result, 'dense_7', 'fc1')
 
 
 def testUnknownConfigOverride_IsRefused(tmp_path):
@@ -117,7 +125,7 @@ def testWorkdirOfAnotherRun_IsRefusedWithoutOverwrite(tmp_path):
   workdir.mkdir()
   (workdir / 'config.json').write_text('{"kind": "search"}')
   result = _run('purl-prune', f'--config={SMOKE}', f'--workdir={workdir}')
-  _one_line_error(result, '--overwrite')
+  one_line_error(result, '--overwrite')
 
 
 def testSearchAtNinetyNinePercent_RunsARealSearchAndMeetsTheTarget(tmp_path):
@@ -141,7 +149,7 @@ def testPaperGridBelowTheTarget_OneLineErrorBeforeAnyWork(tmp_path):
   result = _run('purl-search',
                 f'--config={SMOKE.replace(":smoke", ":paper")}',
                 f'--workdir={workdir}', '--config.prune.sparsity=0.98')
-  _one_line_error(result, 'action_space=relative')
+  one_line_error(result, 'action_space=relative')
   assert not workdir.exists()
   assert 'training the dense model' not in result.stdout
 

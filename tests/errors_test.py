@@ -14,7 +14,7 @@ import pytest
 
 import purl_tf
 from purl_tf.compat import keras
-from tests.cli_test import SMOKE
+from tests.cli_test import SMOKE, one_line_error, start_search
 from tests.conftest import REPO, subprocess_env, tool
 
 
@@ -174,13 +174,7 @@ def testResumeFromADamagedSearchState_OneLineFilesLeftAsTheyWere(tmp_path):
   result = subprocess.run(tool('purl-search') + args + ['--resume'],
                           capture_output=True, text=True, env=subprocess_env(),
                           cwd=REPO, timeout=600)
-  assert result.returncode == 2, result.stderr[-2000:]
-  assert 'Traceback' not in result.stderr
-  lines = [l for l in result.stderr.splitlines()
-           if l.startswith('purl-search: error:')]
-  assert len(lines) == 1, result.stderr[-2000:]
-  assert 'search_state.json is damaged' in lines[0]
-  assert '--overwrite' in lines[0]
+  one_line_error(result, 'search_state.json is damaged', '--overwrite')
   after = {p: p.read_bytes() for p in workdir.rglob('*')
            if p.is_file() and p.name != '.purl.lock'}
   assert after == before
@@ -188,10 +182,7 @@ def testResumeFromADamagedSearchState_OneLineFilesLeftAsTheyWere(tmp_path):
 
 def testCtrlCDuringASearch_SaysResumeContinuesIt(tmp_path):
   workdir = tmp_path / 'interrupted'
-  run = subprocess.Popen(
-      tool('purl-search') + [f'--config={SMOKE}', f'--workdir={workdir}'],
-      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-      env=subprocess_env(), cwd=REPO)
+  run = start_search(workdir)
   try:
     for line in run.stdout:
       if line.startswith('episode 2/'):
