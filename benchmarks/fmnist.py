@@ -38,7 +38,7 @@ sys.path.insert(0, REPO)
 
 import purl_tf  # pylint: disable=g-import-not-at-top,unused-import
 from purl_tf import allocation, compare, config_defaults, experiment, io_utils
-from purl_tf import pruning, report, search_loop
+from purl_tf import models, pruning, report, search_loop
 from purl_tf.compat import keras
 import psutil  # pylint: disable=g-import-not-at-top
 
@@ -367,9 +367,11 @@ def plots(out, prefix, payload):
     if at:
       order = compare.methods_in(at)
       at.sort(key=lambda r: order.index(r['method']))
+      # The results file sorts keys; the chart shows the model's own order.
+      layers = [i.name for i in pruning.prunable_layers(getattr(models, net)())]
       report.plot_per_layer(
-          [{'summary': {'per_layer_sparsity': r['per_layer_sparsity']}}
-           for r in at],
+          [{'summary': {'per_layer_sparsity': {
+              n: r['per_layer_sparsity'][n] for n in layers}}} for r in at],
           os.path.join(out, f'{prefix}{net}_per_layer_{top}.png'),
           labels=[r['method'] for r in at])
     purl = [r for r in at if r['method'] == 'purl' and r.get('curve')]

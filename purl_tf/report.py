@@ -72,7 +72,8 @@ def plot_per_layer(runs: Sequence[dict], path: str, labels=None):
   plt = _pyplot()
   layers = list(runs[0]['summary']['per_layer_sparsity'])
   width = 0.8 / len(runs)
-  fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(layers) * len(runs) + 2), 4))
+  # Wide enough to read, never wider than a page.
+  fig, ax = plt.subplots(figsize=(min(14, max(6, 0.12 * len(layers) * len(runs) + 2)), 4.5))
   x = np.arange(len(layers))
   for k, run in enumerate(runs):
     values = [run['summary']['per_layer_sparsity'].get(n, 0.0) for n in layers]
@@ -86,7 +87,7 @@ def plot_per_layer(runs: Sequence[dict], path: str, labels=None):
   ax.set_xlabel('prunable layer (model order)')
   ax.set_ylim(0, 1)
   ax.set_title('per-layer sparsity')
-  ax.legend(fontsize=8)
+  ax.legend(fontsize=8, loc='upper left', bbox_to_anchor=(1.0, 1.0))
   _save(plt, fig, path)
 
 
