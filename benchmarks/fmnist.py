@@ -369,9 +369,11 @@ def plots(out, prefix, payload):
       at.sort(key=lambda r: order.index(r['method']))
       # The results file sorts keys; the chart shows the model's own order.
       layers = [i.name for i in pruning.prunable_layers(getattr(models, net)())]
+      rank = {n: k for k, n in enumerate(layers)}
       report.plot_per_layer(
-          [{'summary': {'per_layer_sparsity': {
-              n: r['per_layer_sparsity'][n] for n in layers}}} for r in at],
+          [{'summary': {'per_layer_sparsity': dict(sorted(
+              r['per_layer_sparsity'].items(),
+              key=lambda kv: rank.get(kv[0], len(rank))))}} for r in at],
           os.path.join(out, f'{prefix}{net}_per_layer_{top}.png'),
           labels=[r['method'] for r in at])
     purl = [r for r in at if r['method'] == 'purl' and r.get('curve')]
