@@ -177,10 +177,10 @@ class SearchLoop:
     self.tolerance = float(config.search.sparsity_tolerance)
     self.names = [i.name for i in env.infos]
     self._episode_var = tf.Variable(0, dtype=tf.int64, trainable=False)
+    # The same checks purl-search and purl_tf.search run before training;
+    # here for callers that build the loop themselves (the benchmark).
+    check_config(config)
     self.select = str(config.search.select)
-    if self.select not in SELECT_RULES:
-      raise ValueError(f'search.select must be one of {SELECT_RULES}, got '
-                       f'{self.select!r}')
     # The wrapped model still holds the dense weights (every target 0).
     self.demos = reference_allocations(str(config.search.references),
                                        self.env.model, self.target)
@@ -188,9 +188,6 @@ class SearchLoop:
     if self.fixed_reference != 'best':
       self.fixed_map = reference_allocations(self.fixed_reference,
                                              self.env.model, self.target)
-    elif not self.demos and env.action_space == 'relative':
-      raise ValueError("env.reference='best' needs at least one allocation in "
-                       'search.references')
     self._writer = self._checkpointer = None
     if workdir:
       self._checkpointer = common.Checkpointer(
