@@ -238,18 +238,26 @@ def prepare(config, workdir: str, verbose: int = 2,
     models.check_input_shape(dense, splits.input_shape, splits.num_classes)
     if check_model is not None:
       check_model(dense)
-    train.compile_model(dense, config.train.learning_rate * lr_scale,
-                        config.train.optimizer)
   cache = _dense_cache_path(config)
   saved = os.path.join(workdir, DENSE_WEIGHTS) if workdir else ''
   dense_s = 0.0
+  # Saved weights are loaded before the model is compiled: the file also
+  # holds the dense training's optimizer state, which nothing after this
+  # uses, and a compiled model would try (and loudly fail) to restore it
+  # into its fresh optimizer.
+  loaded = ''
   if resume and os.path.exists(saved):
-    print(f'dense weights from {saved}', flush=True)
-    dense.load_weights(saved)
+    loaded = saved
   elif cache and os.path.exists(cache):
-    print(f'dense weights from cache {cache}', flush=True)
-    dense.load_weights(cache)
-  elif int(config.train.epochs) > 0:
+    loaded = cache
+  if loaded:
+    print(f'dense weights from {"cache " if loaded == cache else ""}{loaded}',
+          flush=True)
+    dense.load_weights(loaded)
+  with strategy.scope():
+    train.compile_model(dense, config.train.learning_rate * lr_scale,
+                        config.train.optimizer)
+  if not loaded and int(config.train.epochs) > 0:
     result = train.train_dense(dense, splits.train, int(config.train.epochs),
                                verbose=verbose)
     # The moving averages trail the weights; every method starts from the
@@ -292,6 +300,11 @@ def finish(ctx: Context, sparsity_map: Dict[str, float], *, target: float,
   """
   cfg = ctx.config
   ft = cfg.finetune
+  # The search reseeds TensorFlow at every episode, and the training shuffle
+  # (and any dropout) takes its seeds from the global seed: reseed, so that
+  # every allocation finished from this context, searched for or not, gets
+  # the same batches, and a resumed run finishes as an uninterrupted one.
+  keras.utils.set_random_seed(int(cfg.seed))
   steps_per_epoch = max(1, ctx.splits.num_train // ctx.splits.batch_size)
   schedule = pruning.ramp_schedule(int(ft.epochs), steps_per_epoch,
                                    float(ft.ramp_fraction), int(ft.frequency))

@@ -8,7 +8,7 @@ import pytest
 
 from purl_tf import allocation, cli_errors, config_defaults, experiment
 from purl_tf import io_utils
-from purl_tf.compat import keras
+from purl_tf.compat import tf
 
 
 def _ctx(tmp_path):
@@ -26,7 +26,8 @@ def testFinish_SameAllocationTwice_SameWeightsWhateverRanBefore(tmp_path):
   digests = []
   for k in range(2):
     ctx.workdir = str(tmp_path / f'run{k}')
-    keras.utils.set_random_seed(0)
+    # What a search leaves behind: it reseeds TensorFlow at every episode.
+    tf.random.set_seed(100 + k)
     digests.append(experiment.finish(ctx, sparsity, target=0.8,
                                      method='uniform', verbose=0)
                    ['weights_sha256'])
@@ -85,3 +86,18 @@ def testReadOnlyWorkdir_IsRefusedBeforeAnyWork(tmp_path):
     with pytest.raises(experiment.WorkdirError, match='not writable'):
       experiment.check_workdir(target, config, kind='prune')
   assert not os.path.exists(target)
+
+
+def testResume_LoadsTrainedDenseWeights_WithoutOptimizerWarning(tmp_path,
+                                                                caplog):
+  ctx = _ctx(tmp_path)  # trained, so its optimizer holds state
+  io_utils.save_weights_atomic(
+      ctx.dense, os.path.join(tmp_path, experiment.DENSE_WEIGHTS))
+  caplog.set_level('WARNING')
+  resumed = experiment.prepare(ctx.config, str(tmp_path), verbose=0,
+                               resume=True)
+  assert resumed.dense_train_s == 0.0  # loaded, not retrained
+  for a, b in zip(ctx.dense.get_weights(), resumed.dense.get_weights()):
+    assert (a == b).all()
+  assert not [r for r in caplog.records
+              if 'Skipping variable loading' in r.getMessage()]
