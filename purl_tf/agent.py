@@ -8,6 +8,7 @@ the search loop calls: `run_episode()` and `train()`. It works with any
 drives it on a cheap synthetic environment.
 """
 
+import functools
 from typing import List, Optional
 
 import numpy as np
@@ -90,7 +91,7 @@ class Learner:
     TensorFlow's stateful random ops (epsilon-greedy draws, replay sampling)
     take their seeds when their function or dataset is built, from the global
     seed and a counter. Setting the global seed and rebuilding the policy
-    functions and the replay iterator makes what follows depend on `seed`
+    functions and the replay sampler makes what follows depend on `seed`
     alone, not on what ran before in this process: the search reseeds at
     every episode, so a resumed search draws exactly what an uninterrupted
     one would.
@@ -104,7 +105,7 @@ class Learner:
         self.agent.collect_policy, use_tf_function=True)
     self._greedy = py_tf_eager_policy.PyTFEagerPolicy(
         self.agent.policy, use_tf_function=True)
-    self._iterator = None
+    self._sample = None
 
   def run_episode(self, greedy: bool = False, record: bool = True,
                   actions: Optional[List[int]] = None) -> dict:
@@ -145,14 +146,19 @@ class Learner:
     """
     if int(self.replay.num_frames()) < int(self.config.batch_size):
       return None
-    if self._iterator is None:
-      dataset = self.replay.as_dataset(
-          sample_batch_size=int(self.config.batch_size),
-          num_steps=int(self.config.n_step) + 1, num_parallel_calls=1)
-      self._iterator = iter(dataset.prefetch(2))
+    if self._sample is None:
+      # A tf.function rather than `replay.as_dataset()`: under op determinism
+      # every tf.data iterator built over the buffer's sampling function
+      # makes TensorFlow 2.21 log an error-level line (a MapDataset attribute
+      # its graph rewrite does not know), though nothing is wrong. The
+      # function draws the same stream: its random op takes its seed when it
+      # is traced, as the dataset's did when it was built.
+      self._sample = common.function(functools.partial(
+          self.replay.get_next, sample_batch_size=int(self.config.batch_size),
+          num_steps=int(self.config.n_step) + 1, time_stacked=True))
     losses = []
     for _ in range(int(iterations or self.config.train_iterations)):
-      experience, _ = next(self._iterator)
+      experience, _ = self._sample()
       losses.append(float(self._train_fn(experience).loss))
     return float(np.mean(losses))
 
