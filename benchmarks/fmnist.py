@@ -219,6 +219,14 @@ def run_cells(cells: Cells, quick: bool, deadline: float, save):
         dense.update(train_s=ctx.dense_train_s)
       dense.update(net=net, seed=seed, test_accuracy=ctx.dense_test_accuracy)
       if not dense.get('train_s'):
+        # The cache is keyed by the dense-training settings alone, so a change
+        # to search settings (a new digest) reuses the same weights: take the
+        # time recorded when they were trained (same net, seed, accuracy).
+        dense['train_s'] = next(
+            (d['train_s'] for d in cells.payload['dense'].values()
+             if d.get('train_s') and (d['net'], d['seed'], d['test_accuracy'])
+             == (net, seed, ctx.dense_test_accuracy)), None)
+      if not dense.get('train_s'):
         raise ValueError(f'{dense_key}: the cached dense net has no recorded '
                          f'training time; remove {config.train.cache_dir}')
       scan = None
