@@ -69,6 +69,11 @@ def testKilledSearch_ResumesWithoutLosingOrRepeatingEpisodes(tmp_path):
     assert mine['actions'] == theirs['actions'], mine['episode']
     assert mine['rewards'] == theirs['rewards'], mine['episode']
   assert _load(killed, 'policy.json') == _load(reference, 'policy.json')
+  # The final fine-tune does not depend on how many episodes this process ran.
+  assert (_load(killed, 'summary.json')['weights_sha256'] ==
+          _load(reference, 'summary.json')['weights_sha256'])
+  # No TensorFlow start-up lines, no optimizer-restore warning on resume.
+  assert result.stderr == ''
 
 
 def testResumeWithAnotherConfig_IsRefused(tmp_path):
