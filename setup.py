@@ -52,6 +52,7 @@ setuptools.setup(
         'purl-prune=purl_tf.tools.prune:run',
         'purl-search=purl_tf.tools.search:run',
         'purl-report=purl_tf.tools.report:run',
+        'purl-config=purl_tf.tools.config:run',
     ]},
     license='Apache-2.0',
 )

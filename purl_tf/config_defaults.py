@@ -12,39 +12,56 @@ from purl_tf import data
 
 
 def base_config() -> ml_collections.ConfigDict:
-  """Returns the full default config (Fashion-MNIST, benchmark CNN)."""
+  """Returns the full default config (Fashion-MNIST, benchmark CNN).
+
+  Every key carries its meaning in the comment beside or above it;
+  `purl-config` prints them (purl_tf/config_doc.py), and a test keeps every
+  key documented.
+  """
   c = ml_collections.ConfigDict()
-  c.seed = 0
+  c.seed = 0                  # seeds data splits, initialisation and search.
   # tf.config.experimental.enable_op_determinism(): a search resumed after a
   # kill finds the same policy as an uninterrupted one (on CPU). Some GPU
   # kernels have no deterministic version; set False there.
   c.deterministic = True
 
+  # The network to prune.
   c.model = ml_collections.ConfigDict()
+  # fmnist_cnn, fmnist_resnet, resnet50, mobilenet_v2, or 'file' (model.path).
   c.model.name = 'fmnist_cnn'
   c.model.weights = ''        # '' (random init) or 'imagenet' for applications.
   c.model.weights_path = ''   # a weights file to load after building.
   c.model.path = ''           # a model file, with name='file'.
   c.model.alpha = 1.0         # MobileNet-V2 width.
 
+  # Training, reward and test data.
   c.data = ml_collections.ConfigDict()
+  # fashion_mnist (IDX files in data.dir), a tfds name (imagenet2012, ...),
+  # image_folder (data.dir/train/LABEL/*.jpg) or synthetic_imagenet.
   c.data.name = 'fashion_mnist'
-  c.data.dir = data.FASHION_MNIST_DIR
-  c.data.tfds_data_dir = ''
-  c.data.manual_dir = ''
+  c.data.dir = data.FASHION_MNIST_DIR  # fashion_mnist / image_folder files.
+  c.data.tfds_data_dir = ''   # tfds data_dir ('' : tfds's default).
+  c.data.manual_dir = ''      # tfds manual_dir (ImageNet's downloaded tars).
   c.data.reward_size = 5000   # carved from the training data, never the test.
   c.data.train_size = 0       # 0: all remaining training examples.
   c.data.test_size = 0        # 0: the whole test split.
-  c.data.batch_size = 128
-  c.data.preprocess = 'grey'
-  c.data.image_size = 28
+  c.data.batch_size = 128     # see strategy.scale_batch_with_replicas.
+  c.data.preprocess = 'grey'  # grey, resnet50 or mobilenet_v2 (the net's own).
+  c.data.image_size = 28      # side of the images fed to the net.
   c.data.num_classes = 10     # synthetic data only; real data says its own.
-  c.data.synthetic_train = 512  # name='synthetic_imagenet': generated images
-  c.data.synthetic_test = 128   # of synthetic_side^2 pixels, for smoke runs
-  c.data.synthetic_side = 80    # of the ImageNet code path.
+  # name='synthetic_imagenet': generated training images, for smoke runs of
+  # the ImageNet code path.
+  c.data.synthetic_train = 512
+  c.data.synthetic_test = 128   # name='synthetic_imagenet': test images.
+  c.data.synthetic_side = 80    # name='synthetic_imagenet': image side.
 
+  # Where training runs (tf.distribute).
   c.strategy = ml_collections.ConfigDict()
+  # auto (mirrored on GPUs, else default), default, mirrored, or multi_worker
+  # (MultiWorkerMirroredStrategy; the cluster comes from TF_CONFIG).
   c.strategy.name = 'auto'
+  # Split the CPU into N logical devices (N > 1) so that mirrored runs on a
+  # machine without GPUs (tests); 0: leave the devices as they are.
   c.strategy.logical_cpus = 0
   # multi_worker: seconds a collective may wait for a lost worker before the
   # others fail with DeadlineExceeded (0: wait for ever).
@@ -56,9 +73,9 @@ def base_config() -> ml_collections.ConfigDict:
 
   # Dense training, when the model has no trained weights (train.epochs > 0).
   c.train = ml_collections.ConfigDict()
-  c.train.epochs = 3
-  c.train.learning_rate = 1e-3
-  c.train.optimizer = 'adam'
+  c.train.epochs = 3          # 0: use the weights as built or loaded.
+  c.train.learning_rate = 1e-3  # of the dense training.
+  c.train.optimizer = 'adam'  # adam or sgd (momentum 0.9).
   c.train.cache_dir = ''      # reuse dense weights trained with equal settings.
   # Training batches whose statistics replace BatchNormalization's trailing
   # moving averages after dense training (purl_tf/batchnorm.py; 0: keep them).
@@ -66,22 +83,22 @@ def base_config() -> ml_collections.ConfigDict:
 
   # The final fine-tune of a pruned network (every allocation gets the same).
   c.finetune = ml_collections.ConfigDict()
-  c.finetune.epochs = 2
-  c.finetune.learning_rate = 1e-3
-  c.finetune.optimizer = 'adam'
+  c.finetune.epochs = 2       # epochs of the final fine-tune.
+  c.finetune.learning_rate = 1e-3  # of the final fine-tune.
+  c.finetune.optimizer = 'adam'    # adam or sgd (momentum 0.9).
   c.finetune.ramp_fraction = 0.5  # share of steps over which sparsity ramps up.
   c.finetune.frequency = 10       # re-mask every N steps while ramping.
   c.finetune.bn_batches = 50      # BatchNormalization re-estimate (as train).
 
+  # What to reach.
   c.prune = ml_collections.ConfigDict()
   c.prune.sparsity = 0.9          # the global target sparsity.
 
-  # The PuRL search (see purl_tf/env.py and purl_tf/search.py).
+  # The PuRL search (see purl_tf/env.py and purl_tf/search_loop.py). Budgets
+  # sized for search + final fine-tune near 3x the dense training on 2 cores
+  # (benchmarks/results/fmnist.md); configs/ adjust them per net.
   c.search = ml_collections.ConfigDict()
-  # Budgets sized for search + final fine-tune near 3x the dense training of
-  # fmnist_cnn on 2 cores: 3 demonstrations + 13 agent episodes, then 3
-  # re-ranked candidates besides the demonstrations (benchmarks/results/
-  # fmnist.md; before re-ranking, 24 episodes cost 3.3-3.8x).
+  # Episodes, the demonstrations (search.references) included.
   c.search.episodes = 16
   c.search.greedy_every = 5       # a greedy (unrecorded) episode every N.
   c.search.finetune_steps = 10    # batches per reward fine-tune.
@@ -91,7 +108,7 @@ def base_config() -> ml_collections.ConfigDict:
   # after each reward fine-tune, before its evaluation (0: off). Without it a
   # net with BatchNormalization is evaluated with the dense net's statistics.
   c.search.bn_batches = 10
-  c.search.learning_rate = 1e-3
+  c.search.learning_rate = 1e-3   # of the reward fine-tunes.
   c.search.nan_penalty = -2.0     # reward of a diverged step (ends the episode).
   c.search.sparsity_tolerance = 0.005  # an episode meets the budget within this.
   c.search.checkpoint_every = 1   # episodes between checkpoints.
@@ -122,12 +139,13 @@ def base_config() -> ml_collections.ConfigDict:
   # uniform allocation (test 0.63) and for one that tested 0.80; the short
   # ramp scored them 0.37 and 0.70 (benchmarks/results/proxy_*.md).
   c.search.rerank = 3
-  c.search.rerank_ramp_steps = 100
-  c.search.rerank_hold_steps = 50
+  c.search.rerank_ramp_steps = 100  # re-ranking: batches of sparsity ramp.
+  c.search.rerank_hold_steps = 50   # re-ranking: batches at full sparsity.
   # Rescale the best episode to meet the target exactly (the grid and clamp
   # overshoot it), so methods are compared at one sparsity.
   c.search.fit_to_target = True
 
+  # The search's MDP: what an action means (see purl_tf/env.py).
   c.env = ml_collections.ConfigDict()
   # 'relative' (see purl_tf/env.py): an action scales the layer's kept
   # weights in a reference allocation by 2**u, u on the scale grid below,
@@ -135,46 +153,55 @@ def base_config() -> ml_collections.ConfigDict:
   # 'absolute': the paper's grid of sparsities action_min..action_max with
   # AMC's budget clamp; it cannot reach targets above action_max.
   c.env.action_space = 'relative'
-  c.env.scale_min = -1.0          # log2 scales of the relative actions:
-  c.env.scale_max = 1.0           # a layer keeps between half and twice the
-  c.env.scale_step = 0.25         # reference's weights (9 actions).
+  # Relative actions: the smallest log2 scale (-1: half the reference's
+  # kept weights).
+  c.env.scale_min = -1.0
+  c.env.scale_max = 1.0           # relative: the largest (1: twice).
+  c.env.scale_step = 0.25         # relative: grid step (-1..1 by 0.25: 9).
   # The reference allocation: 'best' (the best of search.references on the
   # reward split) or one of uniform, global_magnitude, lamp, erk.
   c.env.reference = 'best'
-  c.env.action_min = 0.0          # the absolute grid (action_space=absolute).
-  c.env.action_max = 0.95
-  c.env.action_step = 0.05
+  c.env.action_min = 0.0          # absolute: the smallest layer sparsity.
+  c.env.action_max = 0.95         # absolute: the largest.
+  c.env.action_step = 0.05        # absolute: grid step.
+  # Absolute: AMC's clamp, so that the layers still to come can meet the
+  # budget (without it an episode may fall short of the target).
   c.env.budget_clamp = True
   c.env.frequency = 1             # re-mask every N fine-tune steps; 0: only
                                   # when the layer's target is set (big nets).
 
+  # The per-step reward (see purl_tf/reward.py).
   c.reward = ml_collections.ConfigDict()
   # 'accuracy_delta' (return = final accuracy drop; pairs with the relative
   # action space), 'target_penalty' (the paper-style default of the absolute
   # space) or 'accuracy_sparsity' (see purl_tf/reward.py).
   c.reward.name = 'accuracy_delta'
-  c.reward.accuracy_weight = 1.0
-  c.reward.sparsity_weight = 1.0
+  c.reward.accuracy_weight = 1.0  # target_penalty: weight of the accuracy term.
+  c.reward.sparsity_weight = 1.0  # target_penalty: weight of the sparsity term.
+  # target_penalty: accuracy below the dense one that still counts as on
+  # target.
   c.reward.allowed_drop = 0.01
   c.reward.sparsity_lambda = 1.0  # for name='accuracy_sparsity'.
 
+  # The tf-agents learner (see purl_tf/agent.py).
   c.agent = ml_collections.ConfigDict()
-  c.agent.kind = 'double_dqn'
-  c.agent.fc_layers = (128, 128)
-  c.agent.learning_rate = 3e-3
+  c.agent.kind = 'double_dqn'     # double_dqn or dqn.
+  c.agent.fc_layers = (128, 128)  # the Q-network's hidden layers.
+  c.agent.learning_rate = 3e-3    # of the Q-network (Adam).
   # 1.0: with accuracy_delta the return telescopes to the final accuracy.
   c.agent.gamma = 1.0
-  c.agent.n_step = 1
-  c.agent.target_update_period = 20
-  c.agent.batch_size = 32
+  c.agent.n_step = 1              # n-step TD targets.
+  c.agent.target_update_period = 20  # DQN updates between target-net copies.
+  c.agent.batch_size = 32         # replay samples per DQN update.
   c.agent.train_iterations = 100  # DQN updates after each episode (cheap
                                   # beside one fine-tune; see agent_learning_test).
-  c.agent.replay_capacity = 10000
+  c.agent.replay_capacity = 10000  # transitions the replay buffer keeps.
   c.agent.warmup_episodes = 5     # random actions first.
-  c.agent.epsilon_start = 1.0
-  c.agent.epsilon_end = 0.05
-  c.agent.epsilon_decay_episodes = 15
+  c.agent.epsilon_start = 1.0     # exploration rate after the warm-up.
+  c.agent.epsilon_end = 0.05      # the rate it decays to, linearly.
+  c.agent.epsilon_decay_episodes = 15  # episodes that decay takes.
 
+  # The SavedModel for TF Serving (export/<model_name>/<version>/).
   c.export = ml_collections.ConfigDict()
   c.export.model_name = ''        # '' : the model's own name.
   c.export.version = 0            # 0 : the next free version.

@@ -159,6 +159,7 @@ def testPaperGridBelowTheTarget_OneLineErrorBeforeAnyWork(tmp_path):
                     '--config', '--overwrite']),
     ('purl-search', ['--resume', '--overwrite', '--workdir', '--config']),
     ('purl-report', ['--workdir']),
+    ('purl-config', ['--config']),
 ])
 def testHelp_ListsTheToolsOwnFlags(name, own_flags):
   result = _run(name, '--help', timeout=120)
@@ -170,6 +171,18 @@ def testHelp_ListsTheToolsOwnFlags(name, own_flags):
              f'  --[no]{flag[2:]}:' in result.stdout)
     assert shown, (flag, result.stdout[-2000:])
   assert 'Try --helpfull' in result.stdout
+
+
+def testPurlConfig_PrintsEveryKeyWithItsMeaning_OverridesShowTheirDefault():
+  result = _run('purl-config', f'--config={SMOKE}',
+                '--config.search.episodes=9', timeout=120)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert result.stderr == ''
+  for key in ('seed', 'model.name', 'search.rerank', 'agent.gamma',
+              'export.version'):
+    assert f'\n{key} = ' in '\n' + result.stdout, key
+  assert 'search.episodes = 9   (default 16)' in result.stdout
+  assert 'final accuracy drop' in result.stdout  # a meaning, from the comments
 
 
 def testTargetAboveWhatTheAllocationReaches_SaysNotMet(tmp_path):
