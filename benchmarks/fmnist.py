@@ -269,6 +269,9 @@ def run_cells(cells: Cells, quick: bool, deadline: float, save):
                'allocation_s': alloc_s, 'finetune_s': ft_s,
                'wall_over_dense_train': (alloc_s + ft_s) / dense['train_s'],
                'measured': time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()),
+               # Other work on the machine inflates wall times: the 5-minute
+               # load average says whether this cell shared its cores.
+               'loadavg_5m': round(os.getloadavg()[1], 2),
                **extra}
         print(f'{net} seed {seed} {method} @{target}: test acc '
               f'{row["test_accuracy"]:.4f} sparsity {row["sparsity"]:.4f} '

@@ -141,6 +141,31 @@ def plot_accuracy_vs_sparsity(points: Dict[str, List[tuple]], path: str,
   _save(plt, fig, path)
 
 
+def comparison(runs: Sequence[dict]) -> str:
+  """A plain-text table of runs, best pruned test accuracy first.
+
+  Args:
+    runs: from `load_run`.
+
+  Returns:
+    One header line and one line per run, each with the method, the reached
+    sparsity, the pruned test accuracy, its change from the dense net's and
+    the gzip size ratio; the header says whether the runs share one dense net.
+  """
+  dense = {round(r['summary']['dense_test_accuracy'], 6) for r in runs}
+  head = ('same dense net (test accuracy {:.4f})'.format(dense.pop())
+          if len(dense) == 1 else 'different dense nets')
+  lines = [head, f'  {"method":<18} {"sparsity":>8} {"test acc":>9} '
+           f'{"vs dense":>9} {"gzip vs dense":>14}']
+  for run in sorted(runs, key=lambda r: -r['summary']['pruned_test_accuracy']):
+    s = run['summary']
+    delta = s['pruned_test_accuracy'] - s['dense_test_accuracy']
+    lines.append(f'  {s["method"]:<18} {s["reached_global_sparsity"]:>8.4f} '
+                 f'{s["pruned_test_accuracy"]:>9.4f} {delta:>+9.4f} '
+                 f'{s["gzip_bytes"]["ratio"]:>13.3f}x')
+  return '\n'.join(lines)
+
+
 def render(workdirs: Sequence[str], out_dir: str) -> str:
   """Writes the PNGs and report.md for one or more runs; returns report.md."""
   runs = [load_run(w) for w in workdirs]

@@ -40,3 +40,13 @@ def testRender_WritesEveryPictureAndATable(tmp_path):
 def testRender_NotARun_RaisesValueError(tmp_path):
   with pytest.raises(ValueError, match='summary.json'):
     report.render([str(tmp_path)], str(tmp_path / 'out'))
+
+
+def testComparison_BestFirst_WithChangeFromDense_AndSaysTheDenseNetIsShared(
+    tmp_path):
+  runs = [report.load_run(_fake_run(tmp_path / m, m, 0.9, acc))
+          for m, acc in (('uniform', 0.85), ('purl', 0.8915), ('lamp', 0.89))]
+  lines = report.comparison(runs).splitlines()
+  assert lines[0] == 'same dense net (test accuracy 0.9000)'
+  assert [line.split()[0] for line in lines[2:]] == ['purl', 'lamp', 'uniform']
+  assert lines[2].split()[1:] == ['0.9000', '0.8915', '-0.0085', '0.100x']

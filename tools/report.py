@@ -28,7 +28,9 @@ def main(argv):
   cli_errors.quiet_logging()
   with cli_errors.friendly_errors('purl-report'):
     out = _OUT.value or os.path.join(_WORKDIR.value[0], 'report')
-    print(f'wrote {report.render(_WORKDIR.value, out)}')
+    path = report.render(_WORKDIR.value, out)
+    print(report.comparison([report.load_run(w) for w in _WORKDIR.value]))
+    print(f'wrote {path} and its plots')
 
 
 def run():
