@@ -26,7 +26,7 @@ from typing import Dict
 
 import numpy as np
 
-from purl_tf import batchnorm, pruning, train
+from purl_tf import batchnorm, progress, pruning, train
 from purl_tf.compat import keras
 
 METHODS = ('uniform', 'global_magnitude', 'lamp', 'erk', 'sensitivity')
@@ -236,6 +236,10 @@ def sensitivity_scan(model: keras.Model, reward_ds, grid=SENSITIVITY_GRID,
   steps = int(eval_batches) or None
   recalibrate = batchnorm.BatchNormRecalibrator(wrapped)
   scan: Dict[str, Dict[float, float]] = {}
+  total = len(infos) * len(grid)
+  print(f'sensitivity scan: {len(infos)} layers x {len(grid)} sparsities',
+        flush=True)
+  report = progress.Progress('sensitivity scan', total, 'evaluations')
   for info in infos:
     scan[info.name] = {}
     for s in grid:
@@ -244,6 +248,7 @@ def sensitivity_scan(model: keras.Model, reward_ds, grid=SENSITIVITY_GRID,
       if calibration_ds is not None:
         recalibrate(calibration_ds, int(bn_batches))
       scan[info.name][float(s)] = train.evaluate(wrapped, reward_ds, steps)
+      report.update(sum(len(v) for v in scan.values()))
   return scan
 
 

@@ -330,17 +330,25 @@ def finish(ctx: Context, sparsity_map: Dict[str, float], *, target: float,
   # moving averages follow: re-estimate them for the net that is exported.
   batchnorm.recalibrate(stripped, train_ds, int(ft.bn_batches),
                         ctx.strategy)
+  # Test evaluation, export and size measurement each take minutes at
+  # ImageNet size: say what is running.
+  print('evaluating on the test split', flush=True)
   test_acc = train.evaluate(stripped, ctx.splits.test)
   report = pruning.sparsity_report(stripped)
   name = cfg.export.model_name or ctx.dense.name
+  t0 = time.perf_counter()
+  print('exporting the stripped model for TF Serving', flush=True)
   path = export.export_for_serving(stripped, os.path.join(ctx.workdir, 'export'),
                                    name, version=int(cfg.export.version) or None)
+  print('measuring gzipped SavedModel sizes (pruned and dense)', flush=True)
   if ctx.dense_gzip_bytes is None:
     # The dense net is the same for every allocation finished from this
     # context (the benchmark finishes 16): export it once.
     ctx.dense_gzip_bytes = export.gzip_size_of_model(ctx.dense)
   dense_gz = ctx.dense_gzip_bytes
   pruned_gz = export.gzip_size(path)
+  print(f'exported and measured in {time.perf_counter() - t0:.1f}s',
+        flush=True)
   summary = {
       'method': method,
       'model': ctx.dense.name,

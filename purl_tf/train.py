@@ -17,6 +17,7 @@ import os
 import time
 from typing import List, Optional
 
+from purl_tf import progress
 from purl_tf.compat import keras, tf, tfmot
 
 STRATEGIES = ('auto', 'default', 'mirrored', 'multi_worker')
@@ -118,7 +119,8 @@ def fine_tune(model: keras.Model, dataset: tf.data.Dataset, *,
     epochs: passes over `dataset` (or over `steps` batches).
     steps: batches per epoch; `None` for the whole dataset.
     log_dir: when set, TensorBoard and tfmot `PruningSummaries` write there.
-    verbose: Keras progress output (0 silent, 1 bar, 2 one line per epoch).
+    verbose: Keras progress output (0 silent, 1 bar, 2 one line per epoch,
+      and within an epoch a progress line every 30 s).
     callbacks: extra callbacks.
 
   Returns:
@@ -129,6 +131,9 @@ def fine_tune(model: keras.Model, dataset: tf.data.Dataset, *,
   """
   guard = StopOnNonFiniteLoss()
   cbs = [tfmot.sparsity.keras.UpdatePruningStep(), guard] + list(callbacks or [])
+  if verbose == 2:
+    # Keras prints nothing between its per-epoch lines.
+    cbs.append(progress.KerasProgress())
   if log_dir:
     cbs.append(tfmot.sparsity.keras.PruningSummaries(log_dir=log_dir))
   start = time.perf_counter()
