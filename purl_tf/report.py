@@ -92,34 +92,39 @@ def plot_per_layer(runs: Sequence[dict], path: str, labels=None):
 
 
 def plot_search(episodes: List[dict], path: str, title='PuRL search'):
-  """Episode return and the final reward-split accuracy over episodes."""
+  """Two panels over episodes: the final reward-split accuracy (what the
+  best episode is chosen by), and the episode return.
+
+  Separate panels rather than twin axes: with the `accuracy_delta` reward the
+  return is the final accuracy minus the dense one, and two axes would draw
+  one line on top of the other.
+  """
   plt = _pyplot()
-  fig, ax = plt.subplots(figsize=(7, 4))
+  fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 5.5), sharex=True,
+                                    gridspec_kw={'height_ratios': [3, 2]})
+  colour = method_colour('purl')
+  kinds = [('demo', 's', 'black', 'demonstration (free allocation)'),
+           ('greedy', 'o', colour, 'greedy episode'),
+           ('', '.', colour, 'exploring episode')]
+
+  def kind(e):
+    return 'demo' if e.get('demo') else 'greedy' if e.get('greedy') else ''
+
   ep = [e['episode'] + 1 for e in episodes]
-  ret = [e['return'] for e in episodes]
-  ax.plot(ep, ret, '.-', color='tab:red', label='episode return (left axis)')
-  greedy = [(e['episode'] + 1, e['return']) for e in episodes if e.get('greedy')]
-  if greedy:
-    ax.plot(*zip(*greedy), 'o', mfc='none', color='tab:red',
-            label='greedy episodes (left axis)')
-  demos = [(e['episode'] + 1, e['return']) for e in episodes if e.get('demo')]
-  if demos:
-    ax.plot(*zip(*demos), 's', mfc='none', color='black',
-            label='demonstrations (left axis)')
-  ax.set_xlabel('episode')
-  ax.set_ylabel('episode return')
-  ax2 = ax.twinx()
   final = [e['accuracies'][-1] for e in episodes]
-  ax2.plot(ep, final, '.-', color='tab:blue', alpha=0.6,
-           label='final reward-split accuracy (right axis)')
-  ax2.plot(ep, np.maximum.accumulate(final), '--', color='tab:blue',
-           label='best final accuracy so far (right axis)')
-  ax2.set_ylabel('reward-split accuracy (fraction correct)')
-  lines = ax.get_legend_handles_labels()
-  lines2 = ax2.get_legend_handles_labels()
-  ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], fontsize=7,
-            loc='lower right')
-  ax.set_title(title)
+  for name, marker, col, text in kinds:
+    pts = [(x, y) for x, y, e in zip(ep, final, episodes) if kind(e) == name]
+    if pts:
+      top.plot(*zip(*pts), marker, color=col, ls='none', label=text,
+               mfc='none' if marker in 'so' else col)
+  top.plot(ep, np.maximum.accumulate(final), '--', color=colour,
+           label='best so far')
+  top.set_ylabel('reward-split accuracy\nafter the last layer (fraction)')
+  top.legend(fontsize=7, loc='best')
+  top.set_title(title)
+  bottom.plot(ep, [e['return'] for e in episodes], '.-', color='dimgrey')
+  bottom.set_ylabel('episode return')
+  bottom.set_xlabel('episode')
   _save(plt, fig, path)
 
 
