@@ -293,8 +293,11 @@ def write_markdown(path, payload, prefix):
            'difference is PuRL minus the best baseline *on the same seeds*, '
            'in points, ± its standard error; a **win** or **loss** only when '
            'it exceeds twice its standard error, otherwise a **tie**. Cost = '
-           '(allocation or search + final fine-tune) / dense training, same '
-           'process.', '']
+           '(allocation or search + final fine-tune) / the dense training, '
+           'wall times on the same machine (the dense time as recorded when '
+           'that net was trained); load = the 5-minute load average when each '
+           'cell ended, per seed: above the core count, other work shared '
+           'the cores and inflated that cell\'s wall time.', '']
   if payload.get('overrides'):
     lines += ['Config overrides: ' + ', '.join(f'`{o}`' for o in
                                               payload['overrides']) + '.', '']
@@ -322,19 +325,23 @@ def write_markdown(path, payload, prefix):
         cells.append(f'**{text}**' if m == best else text)
       lines.append(f'| {target:.2f} | ' + ' | '.join(cells) + ' |')
     lines += ['', 'Best baseline in bold (by mean).', '',
-              '| target | method | vs best baseline | cost (x dense) | '
-              'best episode | reference |', '|---|---|---|---|---|---|']
+              '| target | method | vs best baseline | cost (x dense) | load | '
+              'best episode | reference |', '|---|---|---|---|---|---|---|']
     for target in targets:
       for m in [m for m in methods if m.startswith('purl')]:
         mine = [r for r in net_rows if r['method'] == m and r['target'] == target]
         if not mine:  # a variant run at other targets only, or not yet here
           continue
         p = compare.against_best_baseline(net_rows, net, target, m)
-        cost = compare.mean_std([r['wall_over_dense_train'] for r in mine])
+        costs = [r['wall_over_dense_train'] for r in mine]
+        cost = compare.mean_std(costs)
+        load = ', '.join(f'{r["loadavg_5m"]:.1f}' if 'loadavg_5m' in r else '-'
+                         for r in mine)
         best_ep = ', '.join(str(r.get('best_episode', '-')) for r in mine)
         refs = ', '.join(r.get('best_reference', '') or '-' for r in mine)
         lines.append(f'| {target:.2f} | {m} | {compare.verdict_text(p)} | '
-                     f'{cost[0]:.2f} ± {cost[1]:.2f} | {best_ep} | {refs} |')
+                     f'{cost[0]:.2f} ± {cost[1]:.2f} (max {max(costs):.2f}) | '
+                     f'{load} | {best_ep} | {refs} |')
     sizes = ', '.join(
         f'{t:.2f}: {compare.mean_std([r["gzip_ratio"] for r in net_rows if r["target"] == t])[0]:.3f}x'
         for t in targets)
