@@ -50,8 +50,13 @@ def run_search(config, workdir: str, *, resume: bool = False,
     more = (f' (+{len(pol.sparsity) - 8} more in policy.json)'
             if len(pol.sparsity) > 8 else '')
     ref = state.best.get('reference')
-    print(f'best policy from episode {state.best["episode"] + 1}'
-          f'{f" (relative to {ref})" if ref else ""}: {shown}{more}', flush=True)
+    episode = state.best['episode']
+    # Demonstrations are the first episodes; saying so tells the user that
+    # the search found nothing better than that free allocation.
+    what = (f'the {ref} demonstration (episode {episode + 1})'
+            if episode < len(loop.demos) else
+            f'episode {episode + 1}{f" (relative to {ref})" if ref else ""}')
+    print(f'best policy: {what}: {shown}{more}', flush=True)
     return experiment.finish(
         ctx, pol.sparsity, target=loop.target, method='purl', verbose=verbose,
         started=start,

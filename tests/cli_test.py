@@ -59,6 +59,14 @@ def testSearchSmoke_WritesEveryOutputThenPolicyAppliesWithPurlPrune(tmp_path):
   result = _run('purl-search', f'--config={SMOKE}', f'--workdir={workdir}')
   assert result.returncode == 0, result.stderr[-3000:]
   assert 'episode 6/6' in result.stdout
+  # Which episode won, and whether it was a demonstration (a free allocation).
+  with open(os.path.join(workdir, 'summary.json')) as f:
+    best = json.load(f)['search']['best_episode']
+  demos = ('lamp', 'erk')  # the smoke config's search.references
+  expected = (f'best policy: the {demos[best]} demonstration '
+              f'(episode {best + 1})' if best < 2 else
+              f'best policy: episode {best + 1} (relative to ')
+  assert expected in result.stdout
   for name in ('policy.json', 'episodes.jsonl', 'summary.json', 'config.json',
                'search_state.json'):
     assert os.path.exists(os.path.join(workdir, name)), name
