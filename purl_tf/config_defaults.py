@@ -141,6 +141,11 @@ def base_config() -> ml_collections.ConfigDict:
   c.search.rerank = 3
   c.search.rerank_ramp_steps = 100  # re-ranking: batches of sparsity ramp.
   c.search.rerank_hold_steps = 50   # re-ranking: batches at full sparsity.
+  # Re-ranking: an agent episode replaces the best demonstration (a free
+  # allocation) only when its accuracy is higher by more than this many
+  # standard errors of the paired difference on the reward examples (the
+  # benchmark's win rule); 0: the best score wins.
+  c.search.rerank_z = 2.0
   # Rescale the best episode to meet the target exactly (the grid and clamp
   # overshoot it), so methods are compared at one sparsity.
   c.search.fit_to_target = True

@@ -398,7 +398,8 @@ class PruningEnv(py_environment.PyEnvironment):
     return np.clip(obs, 0.0, 1.0).astype(np.float32)
 
   def ramp_accuracy(self, sparsity_map: Dict[str, float], ramp_steps: int,
-                    hold_steps: int, chunks: int = 10) -> float:
+                    hold_steps: int, chunks: int = 10,
+                    per_example: bool = False):
     """Reward-split accuracy of an allocation after a short gradual prune.
 
     A short copy of the final fine-tune, on this environment's wrapped model
@@ -414,9 +415,12 @@ class PruningEnv(py_environment.PyEnvironment):
       ramp_steps: fine-tune batches over which sparsity rises (>= chunks).
       hold_steps: fine-tune batches at the targets afterwards.
       chunks: stages of the ramp (each re-masks every layer).
+      per_example: return whether each evaluated reward example is classified
+        right (its mean is the accuracy), for a paired comparison.
 
     Returns:
-      The reward-split accuracy (0.0 if the fine-tune diverged).
+      The reward-split accuracy (0.0 if the fine-tune diverged), or with
+      `per_example` a boolean vector (all False if it diverged).
     """
     if ramp_steps < chunks or hold_steps < 0 or chunks < 1:
       raise ValueError('need ramp_steps >= chunks >= 1 and hold_steps >= 0')
@@ -435,10 +439,17 @@ class PruningEnv(py_environment.PyEnvironment):
       if hold_steps:
         train.fine_tune(self.model, self._train_ds, epochs=1, steps=hold_steps)
     except train.NonFiniteLossError:
-      return 0.0
-    pruning.apply_masks(self.model)
-    self._recalibrate(self._cached_ds, self._bn_batches)
-    return train.evaluate(self.model, self._reward_ds, self._final_eval_steps)
+      diverged = True
+    else:
+      diverged = False
+      pruning.apply_masks(self.model)
+      self._recalibrate(self._cached_ds, self._bn_batches)
+    if not per_example:
+      return 0.0 if diverged else train.evaluate(
+          self.model, self._reward_ds, self._final_eval_steps)
+    correct = train.correct_predictions(self.model, self._reward_ds,
+                                        self._final_eval_steps)
+    return np.zeros_like(correct) if diverged else correct
 
   def _reset(self):
     self.model.set_weights(self._initial_weights)

@@ -17,6 +17,8 @@ import os
 import time
 from typing import List, Optional
 
+import numpy as np
+
 from purl_tf import progress
 from purl_tf.compat import keras, tf, tfmot
 
@@ -154,6 +156,20 @@ def evaluate(model: keras.Model, dataset: tf.data.Dataset,
   """Top-1 accuracy of a compiled model on `dataset`."""
   results = model.evaluate(dataset, steps=steps, verbose=0, return_dict=True)
   return float(results['accuracy'])
+
+
+def correct_predictions(model: keras.Model, dataset: tf.data.Dataset,
+                        steps: Optional[int] = None) -> np.ndarray:
+  """Whether the model's top-1 class is right, per example, in dataset order.
+
+  The mean is `evaluate`'s accuracy; the vector lets two models be compared
+  on the same examples (a paired test).
+  """
+  out = []
+  for x, y in (dataset.take(steps) if steps else dataset):
+    probs = model.predict_on_batch(x)
+    out.append(np.argmax(probs, axis=-1) == np.asarray(y).reshape(-1))
+  return np.concatenate(out) if out else np.zeros(0, bool)
 
 
 def train_dense(model: keras.Model, dataset, epochs: int, verbose: int = 2,

@@ -5,6 +5,7 @@ Seeded by conftest (numpy, Python, TensorFlow) and the config's seed.
 """
 
 import errno
+import math
 import os
 from unittest import mock
 
@@ -69,7 +70,7 @@ def testFixedReference_IsScaledWhateverTheDemonstrationsScore(dense, splits):
 @pytest.mark.parametrize('select', ['final_accuracy', 'return'])
 def testBestEpisode_IsTheBestScoreAmongThoseMeetingTheBudget(dense, splits,
                                                              select):
-  config = _config(select=select)
+  config = _config(select=select, rerank=0)  # the rule alone, no re-ranking
   if select == 'return':
     config_defaults.paper_faithful(config)
     config.env.action_max = 0.9
@@ -131,10 +132,11 @@ def testCheckConfig_AcceptsEveryTargetInTheRelativeSpace():
     search_loop.check_config(config)
 
 
-def testRerank_ScoresDemosAndTheBestOthersAndPicksTheBestRampAccuracy(
-    dense, splits):
+@pytest.mark.parametrize('z', [2.0, 0.0])
+def testRerank_ScoresDemosAndTheBestOthers_PicksByThePairedRule(
+    dense, splits, z):
   config = _config(episodes=5, rerank=2, rerank_ramp_steps=10,
-                   rerank_hold_steps=2)
+                   rerank_hold_steps=2, rerank_z=z)
   env, loop = _run(dense, splits, config)
   state = loop.state
   demos = [x for x in state.candidates if x['demo']]
@@ -147,7 +149,16 @@ def testRerank_ScoresDemosAndTheBestOthersAndPicksTheBestRampAccuracy(
   assert sorted((x['final_accuracy'] for x in others), reverse=True) == (
       scores[:len(others)])
   assert set(state.reranked) == {str(x['episode']) for x in state.candidates}
-  best = max(state.candidates, key=lambda x: state.reranked[str(x['episode'])])
+  correct = {k: search_loop.unpack_correct(v)
+             for k, v in state.reranked_correct.items()}
+  assert set(correct) == set(state.reranked)
+  for k, v in correct.items():  # the accuracy is the mean of the vector
+    assert state.reranked[k] == pytest.approx(v.mean())
+  best = search_loop.choose_reranked(state.candidates, state.reranked,
+                                     correct, z)
+  if z == 0.0:
+    assert best == max(state.candidates,
+                       key=lambda x: state.reranked[str(x['episode'])])
   assert state.best['episode'] == best['episode']
   assert loop.policy(dense).metrics['ramp_accuracy'] == state.reranked[
       str(best['episode'])]
@@ -246,3 +257,55 @@ def testDiskFullMidSearch_LeavesTheWorkdirResumable(dense, splits, tmp_path):
   loop.run()
   rows = io_utils.read_jsonl(os.path.join(workdir, 'episodes.jsonl'))
   assert [r['episode'] for r in rows] == [0, 1, 2]
+
+
+def _cand(episode, demo):
+  return {'episode': episode, 'demo': demo}
+
+
+def testChooseReranked_EpisodeWithinNoise_KeepsTheBestDemonstration():
+  rng = np.random.RandomState(0)
+  demo = rng.rand(5000) < 0.88
+  episode = demo.copy()
+  # They disagree on 300 examples, the episode right on 158 of them:
+  # +0.32 pt, about one standard error of the paired difference.
+  idx = rng.choice(5000, 300, replace=False)
+  demo[idx[:158]], episode[idx[:158]] = False, True
+  demo[idx[158:]], episode[idx[158:]] = True, False
+  acc = {'0': demo.mean(), '1': 0.80, '5': episode.mean()}
+  assert acc['5'] > acc['0']
+  correct = {'0': demo, '5': episode}
+  cands = [_cand(0, True), _cand(1, True), _cand(5, False)]
+  z = search_loop.paired_z(episode, demo)
+  assert 0 < z < 2
+  assert search_loop.choose_reranked(cands, acc, correct, 2.0)['episode'] == 0
+  assert search_loop.choose_reranked(cands, acc, correct, 0.0)['episode'] == 5
+
+
+def testChooseReranked_EpisodeClearlyBetter_ReplacesTheDemonstration():
+  demo = np.zeros(1000, bool)
+  demo[:800] = True
+  episode = demo.copy()
+  episode[800:850] = True  # +5 pt, never worse
+  acc = {'0': demo.mean(), '3': episode.mean()}
+  cands = [_cand(0, True), _cand(3, False)]
+  assert search_loop.paired_z(episode, demo) > 7
+  assert search_loop.choose_reranked(
+      cands, acc, {'0': demo, '3': episode}, 2.0)['episode'] == 3
+
+
+def testChooseReranked_NoDemonstrations_BestScore():
+  acc = {'2': 0.5, '4': 0.6}
+  cands = [_cand(2, False), _cand(4, False)]
+  assert search_loop.choose_reranked(cands, acc, {}, 2.0)['episode'] == 4
+
+
+def testPackCorrect_RoundTrips():
+  v = np.random.RandomState(1).rand(37) < 0.5
+  assert (search_loop.unpack_correct(search_loop.pack_correct(v)) == v).all()
+
+
+def testPairedZ_EqualOrIdentical_IsZero_AllBetterEverywhere_IsInfinite():
+  a = np.array([True, False, True])
+  assert search_loop.paired_z(a, a) == 0.0
+  assert search_loop.paired_z(np.ones(4, bool), np.zeros(4, bool)) == math.inf
