@@ -101,12 +101,27 @@ def net_config(net: str, quick: bool, seed: int):
   return config
 
 
-def config_digest(config) -> str:
-  """Identifies the settings a cell was measured with (seed excluded: it is
-  part of the cell's key)."""
+# Config sections only a search reads. A free allocation's cell does not
+# depend on them, so a change to a search setting re-measures the purl cells
+# alone; the sensitivity scan reads two search keys, kept in its digest.
+SEARCH_SECTIONS = ('search', 'env', 'reward', 'agent')
+SENSITIVITY_KEYS = ('eval_batches', 'bn_batches')
+
+
+def config_digest(config, method: str = 'purl') -> str:
+  """Identifies the settings a cell of `method` was measured with (seed
+  excluded: it is part of the cell's key). Any non-purl method name (e.g.
+  'dense') gives the digest of the settings every free allocation reads."""
   obj = experiment.config_json(config)
   obj.pop('seed', None)
   obj['train'].pop('cache_dir', None)
+  if not method.startswith('purl'):
+    kept = ({k: obj['search'][k] for k in SENSITIVITY_KEYS}
+            if method == 'sensitivity' else None)
+    for section in SEARCH_SECTIONS:
+      obj.pop(section, None)
+    if kept:
+      obj['search'] = kept
   text = json.dumps(obj, sort_keys=True)
   return hashlib.sha256(text.encode()).hexdigest()[:12]
 
@@ -202,9 +217,8 @@ def run_cells(cells: Cells, quick: bool, deadline: float, save):
   for net in nets:
     for seed in seeds:
       config = net_config(net, quick, seed)
-      digest = config_digest(config)
       todo = [(t, m) for t, m in requested(targets)
-              if cells.find(net, seed, t, m, digest) is None]
+              if cells.find(net, seed, t, m, config_digest(config, m)) is None]
       if not todo:
         continue
       if time.time() > deadline:
@@ -213,7 +227,7 @@ def run_cells(cells: Cells, quick: bool, deadline: float, save):
       os.makedirs(workdir, exist_ok=True)
       config.train.cache_dir = os.path.join(_WORKDIR.value, 'dense_cache')
       ctx = experiment.prepare(config, workdir, verbose=2)
-      dense_key = f'{net}/{seed}/{digest}'
+      dense_key = f'{net}/{seed}/{config_digest(config, "dense")}'
       dense = cells.payload['dense'].setdefault(dense_key, {})
       if ctx.dense_train_s:  # trained now, not read from the cache
         dense.update(train_s=ctx.dense_train_s)
@@ -260,7 +274,7 @@ def run_cells(cells: Cells, quick: bool, deadline: float, save):
                                     method=method, verbose=0)
         ft_s = summary['wall_s']['finetune']
         row = {'net': net, 'seed': seed, 'target': target, 'method': method,
-               'config_digest': digest,
+               'config_digest': config_digest(config, method),
                'test_accuracy': summary['pruned_test_accuracy'],
                'dense_test_accuracy': ctx.dense_test_accuracy,
                'sparsity': summary['reached_global_sparsity'],
@@ -442,9 +456,9 @@ def missing_cells(cells: Cells, quick: bool):
   out = []
   for net in nets:
     for seed in seeds:
-      digest = config_digest(net_config(net, quick, seed))
+      config = net_config(net, quick, seed)
       out += [f'{net}/{seed}/{t}/{m}' for t, m in requested(targets)
-              if cells.find(net, seed, t, m, digest) is None]
+              if cells.find(net, seed, t, m, config_digest(config, m)) is None]
   return out
 
 
