@@ -151,8 +151,8 @@ class Learner:
       # every tf.data iterator built over the buffer's sampling function
       # makes TensorFlow 2.21 log an error-level line (a MapDataset attribute
       # its graph rewrite does not know), though nothing is wrong. The
-      # function draws the same stream: its random op takes its seed when it
-      # is traced, as the dataset's did when it was built.
+      # function is seeded the same way: its random op takes its seed when
+      # it is traced, as the dataset's did when it was built.
       self._sample = common.function(functools.partial(
           self.replay.get_next, sample_batch_size=int(self.config.batch_size),
           num_steps=int(self.config.n_step) + 1, time_stacked=True))
