@@ -37,7 +37,7 @@ from tf_agents.utils import common
 
 from purl_tf import agent as agent_lib
 from purl_tf import env as env_lib
-from purl_tf import allocation, io_utils, policy as policy_lib, pruning
+from purl_tf import allocation, io_utils, policy as policy_lib, progress, pruning
 from purl_tf import reward as reward_lib
 from purl_tf.compat import keras, tf
 
@@ -504,7 +504,8 @@ class SearchLoop:
       print(f'episode {state.episode}/{c.search.episodes}{kind}: return '
             f'{record["return"]:.4f} sparsity {record["global_sparsity"]:.4f} '
             f'reward-acc {record["final_accuracy"]:.4f} best ({self.select}) '
-            f'{best:.4f} {record["wall_s"]:.1f}s/episode, ~{left:.0f}s left',
+            f'{best:.4f} {record["wall_s"]:.1f}s/episode, '
+            f'~{progress.format_duration(left)} left',
             flush=True)
 
   def _summaries(self, record: dict):
