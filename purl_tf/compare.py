@@ -105,6 +105,37 @@ def against_best_baseline(rows: Sequence[dict], net: str, target: float,
   return result
 
 
+def against_oracle(rows: Sequence[dict], net: str, target: float,
+                   method: str, baselines: Sequence[str] = BASELINES
+                   ) -> Optional[dict]:
+  """`method` minus the best baseline *of each seed* (an oracle).
+
+  No user can pick that allocation without running them all through the
+  final fine-tune: it bounds what choosing among free allocations can reach.
+  A search that only ever returns one of them (a demonstration) ties the
+  oracle when it always picks the seed's best and loses to it otherwise;
+  beating it means it found an allocation that none of them is.
+
+  Returns:
+    As `paired`, over the seeds `method` has and where at least one baseline
+    was measured, with `'picks'` the baseline that was best on each seed;
+    None without such a seed.
+  """
+  mine = by_seed(rows, net, target, method)
+  per = {b: by_seed(rows, net, target, b) for b in baselines}
+  seeds = sorted(s for s in mine if any(s in acc for acc in per.values()))
+  if not seeds:
+    return None
+  picks = [max((acc[s], b) for b, acc in per.items() if s in acc)[1]
+           for s in seeds]
+  oracle = [{'net': net, 'target': target, 'method': '_oracle', 'seed': s,
+             'test_accuracy': per[b][s]} for s, b in zip(seeds, picks)]
+  result = paired(list(rows) + oracle, net, target, method, '_oracle')
+  result['baseline'] = 'per-seed best'
+  result['picks'] = picks
+  return result
+
+
 def format_pm(mean: float, std: float, n: int) -> str:
   """'0.8812 ± 0.0031 (3)'."""
   return f'{mean:.4f} ± {std:.4f} ({n})'

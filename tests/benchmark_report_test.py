@@ -43,6 +43,10 @@ def testReportOnly_PartialRunWithAVariantAtOneTarget(tmp_path):
   # Paired over both seeds at 0.98: +0.5 pt every seed, zero spread.
   assert '| 0.98 | purl | +0.50 ± 0.00 pt vs lamp, 2/2 seeds' in md
   assert '| 0.90 | purl | +0.50 pt vs lamp, 1/1 seeds: **one seed**' in md
+  # The oracle column: each seed's best baseline (lamp and erk tie; the
+  # name breaks it), paired the same way.
+  assert ('+0.50 ± 0.00 pt vs per-seed best, 2/2 seeds: **win** (lamp, lamp)'
+          in md)
   assert '| 0.98 | purl_norerank |' in md
   assert '| 0.90 | purl_norerank |' not in md
   assert '**Incomplete**' in md

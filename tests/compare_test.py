@@ -62,6 +62,27 @@ def testBestBaseline_ChosenOnPurlsSeeds():
   assert p['baseline'] == 'erk'
 
 
+def testAgainstOracle_PairsWithEachSeedsBestBaseline():
+  # Seed 0: erk best (0.85); seed 1: lamp best (0.95). purl picks erk on
+  # seed 0 and matches it, picks erk on seed 1 and loses 0.35 there.
+  rows = _rows({'lamp': [0.80, 0.95], 'erk': [0.85, 0.60],
+                'purl': [0.85, 0.60]})
+  p = compare.against_oracle(rows, 'fmnist_cnn', 0.9, 'purl')
+  assert p['picks'] == ['erk', 'lamp']
+  assert p['diffs'] == pytest.approx([0.0, -0.35])
+  assert p['mean'] == pytest.approx(-0.175)
+  assert p['wins'] == 0
+  # Against the best baseline by mean (lamp, 0.875) the same purl looks
+  # better on seed 0: the oracle is the harder bar.
+  assert compare.against_best_baseline(
+      rows, 'fmnist_cnn', 0.9, 'purl')['diffs'] == pytest.approx([0.05, -0.35])
+
+
+def testAgainstOracle_NoBaselineOnPurlsSeedsIsNone():
+  rows = _rows({'purl': [0.85]})
+  assert compare.against_oracle(rows, 'fmnist_cnn', 0.9, 'purl') is None
+
+
 def testMethodsIn_BaselinesFirst():
   rows = _rows({'purl': [0.8], 'erk': [0.8], 'uniform': [0.7],
                 'purl_paper': [0.6]})
