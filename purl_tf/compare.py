@@ -147,7 +147,10 @@ def verdict_text(p: dict) -> str:
     return '-'
   se = f' ± {100 * p["se"]:.2f}' if p['se'] is not None else ''
   word = p['verdict'] or 'one seed'
-  return (f'{100 * p["mean"]:+.2f}{se} pt vs {p.get("baseline", "")}, '
+  points = 100 * p['mean']
+  if abs(points) < 0.005:  # no '-0.00' for a difference that rounds to 0
+    points = 0.0
+  return (f'{points:+.2f}{se} pt vs {p.get("baseline", "")}, '
           f'{p["wins"]}/{p["n"]} seeds: **{word}**')
 
 

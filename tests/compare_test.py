@@ -78,6 +78,12 @@ def testAgainstOracle_PairsWithEachSeedsBestBaseline():
       rows, 'fmnist_cnn', 0.9, 'purl')['diffs'] == pytest.approx([0.05, -0.35])
 
 
+def testVerdictText_ADifferenceThatRoundsToZeroHasNoMinusSign():
+  rows = _rows({'lamp': [0.8000, 0.8000], 'purl': [0.79999, 0.8000]})
+  p = compare.against_best_baseline(rows, 'fmnist_cnn', 0.9, 'purl')
+  assert compare.verdict_text(p).startswith('+0.00 ± 0.00 pt vs lamp')
+
+
 def testAgainstOracle_NoBaselineOnPurlsSeedsIsNone():
   rows = _rows({'purl': [0.85]})
   assert compare.against_oracle(rows, 'fmnist_cnn', 0.9, 'purl') is None
