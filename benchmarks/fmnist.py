@@ -18,8 +18,11 @@ the same config), so the full run can be done in pieces:
   python benchmarks/fmnist.py --report_only           # Markdown + PNG again
 
 Writes benchmarks/results/fmnist{,_quick}.json, .md and PNG plots. Dense
-nets are cached in --workdir, so a piece that resumes a seed does not retrain
-it (its training time is the one recorded when it was trained).
+nets are cached in --dense_cache (benchmarks/dense_cache/, committed), so a
+piece that resumes a seed, on this machine or another, prunes the same dense
+net as the cells already measured, and does not retrain it (its training
+time is the one recorded when it was trained). A seed whose recorded dense
+net is lost is refused rather than mixed (`check_same_dense`).
 """
 
 import hashlib
@@ -55,7 +58,13 @@ _METHODS = flags.DEFINE_list('methods', list(ALL_METHODS), 'Methods.')
 _OUT = flags.DEFINE_string('out', os.path.join(REPO, 'benchmarks', 'results'),
                            'Results directory.')
 _WORKDIR = flags.DEFINE_string('workdir', '/tmp/purl_bench',
-                               'Run outputs and the dense-net cache.')
+                               'Run outputs (each cell\'s workdir).')
+_DENSE_CACHE = flags.DEFINE_string(
+    'dense_cache', os.path.join(REPO, 'benchmarks', 'dense_cache'),
+    'Dense weights, one file per (net, seed, training settings). Kept in the '
+    'repository so that a piece run on another machine prunes the same dense '
+    'nets as the cells already measured (a retrained net differs). --quick: '
+    'in --workdir unless given.')
 _TAG = flags.DEFINE_string('tag', '', 'Names the outputs fmnist_TAG.* (for '
                            'ablations run with --override).')
 _VARIANTS = flags.DEFINE_multi_string(
@@ -176,6 +185,38 @@ def run_purl(ctx, config):
   return loop.policy(ctx.dense).sparsity, extra
 
 
+def check_same_dense(key: str, recorded: dict, weights_sha256: str,
+                     test_accuracy: float):
+  """Refuses to add cells to a seed whose cells pruned another dense net.
+
+  Every cell of a seed is paired with the others through its dense net. A
+  net retrained on another machine (other CPU kernels) or after its cached
+  weights were lost is a different net: its cells would not pair with the
+  recorded ones.
+
+  Raises:
+    ValueError: the weights (or, for a record without their digest, the test
+      accuracy beyond 3 images in 10,000) differ from those recorded for
+      `key`.
+  """
+  if not recorded.get('test_accuracy'):
+    return
+  if recorded.get('weights_sha256'):
+    same = recorded['weights_sha256'] == weights_sha256
+  else:
+    # Records from before the digest: the same weights evaluated on another
+    # CPU may differ by an image or two; a retrained net by far more.
+    same = abs(recorded['test_accuracy'] - test_accuracy) < 3e-4
+  if not same:
+    raise ValueError(
+        f'{key}: the cells of this seed pruned a dense net with test accuracy '
+        f'{recorded["test_accuracy"]:.4f}, and the dense net of this run '
+        f'(test accuracy {test_accuracy:.4f}) is another one: its cells would '
+        'not pair with them. Put the recorded net\'s weights in --dense_cache, '
+        'or remove this seed\'s cells and its "dense" entry from the results '
+        'file to measure the seed again from scratch.')
+
+
 class Cells:
   """The results file: every measured cell, written after each one."""
 
@@ -225,13 +266,19 @@ def run_cells(cells: Cells, quick: bool, deadline: float, save):
         return False
       workdir = os.path.join(_WORKDIR.value, f'{net}_seed{seed}')
       os.makedirs(workdir, exist_ok=True)
-      config.train.cache_dir = os.path.join(_WORKDIR.value, 'dense_cache')
+      # A smoke run's nets stay out of the repository.
+      config.train.cache_dir = (
+          os.path.join(_WORKDIR.value, 'dense_cache')
+          if quick and not _DENSE_CACHE.present else _DENSE_CACHE.value)
       ctx = experiment.prepare(config, workdir, verbose=2)
       dense_key = f'{net}/{seed}/{config_digest(config, "dense")}'
       dense = cells.payload['dense'].setdefault(dense_key, {})
+      check_same_dense(dense_key, dense, experiment.weights_digest(ctx.dense),
+                       ctx.dense_test_accuracy)
       if ctx.dense_train_s:  # trained now, not read from the cache
         dense.update(train_s=ctx.dense_train_s)
-      dense.update(net=net, seed=seed, test_accuracy=ctx.dense_test_accuracy)
+      dense.update(net=net, seed=seed, test_accuracy=ctx.dense_test_accuracy,
+                   weights_sha256=experiment.weights_digest(ctx.dense))
       if not dense.get('train_s'):
         # The cache is keyed by the dense-training settings alone, so a change
         # to search settings (a new digest) reuses the same weights: take the

@@ -53,3 +53,28 @@ def testReportOnly_PartialRunWithAVariantAtOneTarget(tmp_path):
   for png in ('fmnist_cnn_accuracy_vs_target.png',
               'fmnist_cnn_per_layer_0.98.png'):
     assert (tmp_path / png).exists(), png
+
+
+def testCheckSameDense_RefusesCellsOfAnotherDenseNet():
+  # In a subprocess: the script defines its own absl flags.
+  code = '\n'.join([
+      'import sys', f'sys.path.insert(0, {os.path.join(REPO, "benchmarks")!r})',
+      'import fmnist',
+      'rec = {"test_accuracy": 0.9093, "weights_sha256": "aaaa"}',
+      'fmnist.check_same_dense("k", rec, "aaaa", 0.9093)',
+      'fmnist.check_same_dense("k", {}, "bbbb", 0.5)  # nothing recorded yet',
+      '# A record without a digest: the accuracy within 3 images of 10,000.',
+      'fmnist.check_same_dense("k", {"test_accuracy": 0.9093}, "x", 0.9095)',
+      'for rec, sha, acc in [(rec, "bbbb", 0.9093),',
+      '                      ({"test_accuracy": 0.9093}, "x", 0.9110)]:',
+      '  try:',
+      '    fmnist.check_same_dense("k", rec, sha, acc)',
+      '  except ValueError as e:',
+      '    assert "would not pair" in str(e) and "--dense_cache" in str(e), e',
+      '  else:',
+      '    raise AssertionError("another dense net was accepted")',
+      'print("checked")'])
+  result = subprocess.run([sys.executable, '-c', code], capture_output=True,
+                          text=True, env=subprocess_env(), timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert 'checked' in result.stdout
