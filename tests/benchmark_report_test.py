@@ -27,6 +27,13 @@ def testReportOnly_PartialRunWithAVariantAtOneTarget(tmp_path):
            for m in ('lamp', 'erk', 'purl')]
   # The variant ran at 0.98 only, and purl is missing at 0.9 for seed 1.
   cells += [_cell('purl_norerank', 0.98, s, 0.79) for s in (0, 1)]
+  # Seed 0's search at 0.98: two demonstrations, then three agent episodes
+  # of which one ends above the better demonstration (0.62 > 0.61).
+  for c in cells:
+    if (c['method'], c['target'], c['seed']) == ('purl', 0.98, 0):
+      c['curve'] = {'final_accuracy': [0.60, 0.61, 0.62, 0.50, 0.61],
+                    'demo': [True, True, False, False, False],
+                    'return': [0.0] * 5}
   cells = [c for c in cells if not (c['method'] == 'purl' and
                                     c['target'] == 0.9 and c['seed'] == 1)]
   payload = {'schema': 2, 'cells': cells, 'dense': {
@@ -48,6 +55,8 @@ def testReportOnly_PartialRunWithAVariantAtOneTarget(tmp_path):
   assert ('+0.50 ± 0.00 pt vs per-seed best, 2/2 seeds: **win** (lamp, lamp)'
           in md)
   assert '| 0.98 | purl_norerank |' in md
+  row = next(l for l in md.splitlines() if l.startswith('| 0.98 | purl |'))
+  assert row.endswith('| 1/3, - |'), row
   assert '| 0.90 | purl_norerank |' not in md
   assert '**Incomplete**' in md
   for png in ('fmnist_cnn_accuracy_vs_target.png',
