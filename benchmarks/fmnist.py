@@ -273,12 +273,13 @@ def run_cells(cells: Cells, quick: bool, deadline: float, save):
       ctx = experiment.prepare(config, workdir, verbose=2)
       dense_key = f'{net}/{seed}/{config_digest(config, "dense")}'
       dense = cells.payload['dense'].setdefault(dense_key, {})
-      check_same_dense(dense_key, dense, experiment.weights_digest(ctx.dense),
+      weights_sha256 = experiment.weights_digest(ctx.dense)
+      check_same_dense(dense_key, dense, weights_sha256,
                        ctx.dense_test_accuracy)
       if ctx.dense_train_s:  # trained now, not read from the cache
         dense.update(train_s=ctx.dense_train_s)
       dense.update(net=net, seed=seed, test_accuracy=ctx.dense_test_accuracy,
-                   weights_sha256=experiment.weights_digest(ctx.dense))
+                   weights_sha256=weights_sha256)
       if not dense.get('train_s'):
         # The cache is keyed by the dense-training settings alone, so a change
         # to search settings (a new digest) reuses the same weights: take the
@@ -425,7 +426,8 @@ def write_markdown(path, payload, prefix):
         refs = ', '.join(r.get('best_reference', '') or '-' for r in mine)
         above = ', '.join(episodes_above_demos(r) for r in mine)
         lines.append(f'| {target:.2f} | {m} | {compare.verdict_text(p)} | '
-                     f'{compare.verdict_text(o)}{picks} | {cost[0]:.2f} ± {cost[1]:.2f} (max {max(costs):.2f}) | '
+                     f'{compare.verdict_text(o)}{picks} | '
+                     f'{cost[0]:.2f} ± {cost[1]:.2f} (max {max(costs):.2f}) | '
                      f'{load} | {best_ep} | {refs} | {above} |')
     sizes = ', '.join(
         f'{t:.2f}: {compare.mean_std([r["gzip_ratio"] for r in net_rows if r["target"] == t])[0]:.3f}x'
