@@ -12,7 +12,8 @@ from unittest import mock
 import numpy as np
 import pytest
 
-from purl_tf import allocation, config_defaults, io_utils, models, search_loop, train
+from purl_tf import (allocation, config_defaults, io_utils, models, pruning,
+                     search_loop, train)
 from purl_tf.compat import keras
 from tests.conftest import tiny_search_config
 
@@ -83,6 +84,39 @@ def testBestEpisode_IsTheBestScoreAmongThoseMeetingTheBudget(dense, splits,
   policy = loop.policy(dense)
   assert policy.metrics['select'] == select
   assert policy.metrics['reward_accuracy'] == want['final_accuracy']
+
+
+@pytest.mark.parametrize('exact', [True, False])
+def testDemonstrationResult_IsTheFreeAllocationExactly_WhenAsked(dense, splits,
+                                                                exact):
+  # One demonstration and nothing else: the result is that demonstration.
+  config = _config(references='lamp', episodes=1, rerank=0,
+                   exact_demonstrations=exact)
+  env, loop = _run(dense, splits, config)
+  free = allocation.lamp(dense, 0.8)
+  chosen = loop.policy(dense).sparsity
+  fitted = allocation.fit_to_target(
+      env.infos, dict(zip(loop.names, loop.records[0]['sparsity'])), 0.8)
+  # The episode's sparsities went through the clamp and the refit: close to
+  # the free allocation's, not equal.
+  assert fitted != free
+  assert [fitted[n] for n in loop.names] == pytest.approx(
+      [free[n] for n in loop.names], abs=1e-4)
+  if exact:
+    # Bit for bit what `purl-prune --allocation=lamp` prunes.
+    assert chosen == free
+  else:
+    assert chosen == fitted
+  assert pruning.global_sparsity(env.infos, chosen) == pytest.approx(
+      0.8, abs=1e-4)
+
+
+def testExactDemonstrations_AgentEpisodeKeepsItsOwnAllocation(dense, splits):
+  config = _config(references='lamp', episodes=2, rerank=0,
+                   exact_demonstrations=True)
+  _, loop = _run(dense, splits, config)
+  agent = loop.records[1]
+  assert loop.allocation_of(agent) == loop._fitted(agent['sparsity'])
 
 
 def testFinalEvaluation_UsesItsOwnBatchCount(dense, splits):
