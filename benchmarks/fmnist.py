@@ -117,6 +117,12 @@ SEARCH_SECTIONS = ('search', 'env', 'reward', 'agent')
 SENSITIVITY_KEYS = ('eval_batches', 'bn_batches')
 
 
+# Config keys added after cells were measured, with the value that keeps
+# the code path those cells ran: at that value a key stays out of the
+# digest, so adding an option does not orphan the cells it cannot change.
+ADDED_KEYS = {('search', 'exact_demonstrations'): False}
+
+
 def config_digest(config, method: str = 'purl') -> str:
   """Identifies the settings a cell of `method` was measured with (seed
   excluded: it is part of the cell's key). Any non-purl method name (e.g.
@@ -124,6 +130,9 @@ def config_digest(config, method: str = 'purl') -> str:
   obj = experiment.config_json(config)
   obj.pop('seed', None)
   obj['train'].pop('cache_dir', None)
+  for (section, key), old in ADDED_KEYS.items():
+    if obj.get(section, {}).get(key, old) == old:
+      obj.get(section, {}).pop(key, None)
   if not method.startswith('purl'):
     kept = ({k: obj['search'][k] for k in SENSITIVITY_KEYS}
             if method == 'sensitivity' else None)
@@ -506,10 +515,15 @@ def main(argv):
   deadline = start + 60 * _BUDGET.value if _BUDGET.value else float('inf')
 
   def save(missing=()):
-    cells.save({'quick': quick, 'overrides': _OVERRIDES.value,
-                'machine': experiment.versions(),
-                'platform': platform.platform(),
-                'peak_rss_mb': peak_rss_mb(), 'missing': list(missing)})
+    measured = {
+        'quick': quick, 'overrides': _OVERRIDES.value,
+        'machine': experiment.versions(), 'platform': platform.platform(),
+        'peak_rss_mb': peak_rss_mb()}
+    if _REPORT_ONLY.value:
+      # It measured nothing: the machine and memory of the last piece that
+      # ran cells stay as they were.
+      measured = {k: v for k, v in measured.items() if k not in cells.payload}
+    cells.save(dict(measured, missing=list(missing)))
     write_markdown(os.path.join(_OUT.value, f'{name}.md'), cells.payload,
                    prefix)
     plots(_OUT.value, prefix, cells.payload)

@@ -87,3 +87,28 @@ def testCheckSameDense_RefusesCellsOfAnotherDenseNet():
                           text=True, env=subprocess_env(), timeout=300)
   assert result.returncode == 0, result.stderr[-3000:]
   assert 'checked' in result.stdout
+
+
+def testConfigDigest_AnOptionAddedAtItsOldBehaviour_KeepsTheCellsDigest():
+  # Cells measured before search.exact_demonstrations existed stay current
+  # while it is False (the code path they ran), and not once it is True.
+  code = '\n'.join([
+      'import sys', f'sys.path.insert(0, {os.path.join(REPO, "benchmarks")!r})',
+      'import fmnist',
+      'from purl_tf import config_defaults',
+      'config = config_defaults.base_config()',
+      'default = fmnist.config_digest(config)',
+      'del config.search["exact_demonstrations"]',
+      'before = fmnist.config_digest(config)',
+      'config.search.exact_demonstrations = True',
+      'on = fmnist.config_digest(config)',
+      'config.search.exact_demonstrations = False',
+      'config.search.episodes = 17',
+      'other = fmnist.config_digest(config)',
+      'assert default == before, (default, before)',
+      'assert len({default, on, other}) == 3, (default, on, other)',
+      'print("checked")'])
+  result = subprocess.run([sys.executable, '-c', code], capture_output=True,
+                          text=True, env=subprocess_env(), timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert 'checked' in result.stdout
