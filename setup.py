@@ -24,6 +24,7 @@ INSTALL_REQUIRES = [
 ]
 TEST_REQUIRES = [
     'pytest>=8',
+    'pytest-xdist>=3.6',  # tools/test.sh runs the suite on 2 workers.
     'hypothesis>=6.100',
     'tensorflow-serving-api==2.21.*',
 ]

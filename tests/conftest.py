@@ -47,6 +47,39 @@ def tiny_search_config():
   return config
 
 
+def pytest_addoption(parser):
+  parser.addoption(
+      '--runslow', action='store_true',
+      help='also run the tests marked slow: the ImageNet-size smoke runs '
+           '(about 15 min on 2 CPU cores).')
+
+
+def pytest_configure(config):
+  config.addinivalue_line(
+      'markers', 'slow: a minutes-long end-to-end run (ImageNet configs); '
+      'deselected unless --runslow')
+
+
+def pytest_collection_modifyitems(config, items):
+  # Deselected, not skipped: the fast suite (what CI runs) says how many it
+  # left out and how to run them, in its last lines.
+  if config.getoption('--runslow'):
+    return
+  slow = [item for item in items if 'slow' in item.keywords]
+  if slow:
+    config.hook.pytest_deselected(items=slow)
+    items[:] = [item for item in items if 'slow' not in item.keywords]
+
+
+def pytest_terminal_summary(terminalreporter, config):
+  # Under pytest-xdist the workers collect, so the count is theirs; this
+  # line is the reporting process's.
+  if not config.getoption('--runslow'):
+    terminalreporter.write_line(
+        'the tests marked slow (ImageNet-size smoke runs, about 15 min) were '
+        'deselected; tools/test.sh --runslow runs them too.')
+
+
 @pytest.fixture(autouse=True)
 def _seed():
   keras.utils.set_random_seed(0)

@@ -2,6 +2,7 @@
 
 Generated ImageNet-shaped data at 32x32 runs the same code path as ImageNet
 (preprocessing, search over every conv/depthwise/dense layer, final stage).
+Marked slow: `tools/test.sh --runslow` runs them (CI's fast suite does not).
 """
 
 import json
@@ -13,6 +14,7 @@ import pytest
 from tests.conftest import REPO, subprocess_env, tool
 
 
+@pytest.mark.slow  # about 10 and 5 minutes on 2 CPU cores
 @pytest.mark.parametrize('net,layers,depthwise', [
     ('mobilenet_v2_imagenet', 53, 17),
     ('resnet50_imagenet', 54, 0),

@@ -82,8 +82,13 @@ def testTwoWorkers_AgreeAndOnlyTheChiefWrites(tmp_path):
 def testLostWorker_FailsWithAnErrorNotASilentResult(tmp_path):
   workdir = tmp_path / 'run'
   procs = _start_workers(workdir)
-  # Kill worker 1 once training has started (the chief then waits on it).
-  time.sleep(25)
+  # Kill worker 1 once the final fine-tune has started (the chief then waits
+  # on it): its own output says when, whatever the machine's load.
+  deadline = time.time() + TIMEOUT_S
+  for line in procs[1].stdout:
+    if line.startswith('final fine-tune') or time.time() > deadline:
+      break
+  time.sleep(2)
   if procs[1].poll() is None:
     procs[1].send_signal(signal.SIGKILL)
   outputs = _finish(procs, timeout=300)

@@ -26,8 +26,9 @@ def _search(workdir, *extra):
   return result
 
 
-def _kill_during_episode(workdir, after_lines=2, timeout=300):
-  proc = subprocess.Popen(tool('purl-search') + ARGS + [f'--workdir={workdir}'],
+def _kill_during_episode(workdir, *extra, after_lines=2, timeout=300):
+  proc = subprocess.Popen(tool('purl-search') + ARGS + [f'--workdir={workdir}',
+                                                          *extra],
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                           env=subprocess_env(), cwd=REPO)
   path = os.path.join(workdir, 'episodes.jsonl')
@@ -55,11 +56,13 @@ def _load(workdir, name):
 def testKilledSearch_ResumesWithoutLosingOrRepeatingEpisodes(tmp_path):
   reference = str(tmp_path / 'reference')
   killed = str(tmp_path / 'killed')
-  _search(reference)
-  before = _kill_during_episode(killed)
+  # One dense training for the three runs (the later two load its weights).
+  cache = f'--config.train.cache_dir={tmp_path / "dense_cache"}'
+  _search(reference, cache)
+  before = _kill_during_episode(killed, cache)
   assert 2 <= len(before) < 6
   assert not os.path.exists(os.path.join(killed, 'policy.json'))
-  result = _search(killed, '--resume')
+  result = _search(killed, cache, '--resume')
   assert 'resuming at episode' in result.stdout
 
   rows = io_utils.read_jsonl(os.path.join(killed, 'episodes.jsonl'))

@@ -6,7 +6,7 @@
 #      (the strongest free one), with the same final fine-tune;
 #   3. compare the three and write a report with plots.
 #
-#   tools/demo.sh           # full size: about 3 minutes on 2 CPU cores
+#   tools/demo.sh           # full size: 3-9 minutes on 2 CPU cores
 #   tools/demo.sh --smoke   # every stage at a tiny size, about a minute
 #
 # Extra arguments go to every purl-search and purl-prune call, e.g.
