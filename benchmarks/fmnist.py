@@ -298,8 +298,12 @@ def run_cells(cells: Cells, quick: bool, deadline: float, save):
              if d.get('train_s') and (d['net'], d['seed'], d['test_accuracy'])
              == (net, seed, ctx.dense_test_accuracy)), None)
       if not dense.get('train_s'):
-        raise ValueError(f'{dense_key}: the cached dense net has no recorded '
-                         f'training time; remove {config.train.cache_dir}')
+        # The cost ratio needs it; retraining would give another dense net.
+        raise ValueError(
+            f'{dense_key}: {cells.path} has no training time for the cached '
+            'dense net (the cost denominator): run with the results file that '
+            'trained it (--out, --tag), or train it again with an empty '
+            '--dense_cache directory')
       scan = None
       for target, method in todo:
         if time.time() > deadline:
