@@ -64,6 +64,15 @@ def testReportOnly_PartialRunWithAVariantAtOneTarget(tmp_path):
     assert (tmp_path / png).exists(), png
 
 
+def _run_checked(code):
+  """Runs `code` in a fresh interpreter (the script defines its own absl
+  flags); it prints 'checked' when its assertions held."""
+  result = subprocess.run([sys.executable, '-c', code], capture_output=True,
+                          text=True, env=subprocess_env(), timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert 'checked' in result.stdout
+
+
 def testCheckSameDense_RefusesCellsOfAnotherDenseNet():
   # In a subprocess: the script defines its own absl flags.
   code = '\n'.join([
@@ -83,10 +92,7 @@ def testCheckSameDense_RefusesCellsOfAnotherDenseNet():
       '  else:',
       '    raise AssertionError("another dense net was accepted")',
       'print("checked")'])
-  result = subprocess.run([sys.executable, '-c', code], capture_output=True,
-                          text=True, env=subprocess_env(), timeout=300)
-  assert result.returncode == 0, result.stderr[-3000:]
-  assert 'checked' in result.stdout
+  _run_checked(code)
 
 
 def testConfigDigest_AnOptionAddedAtItsOldBehaviour_KeepsTheCellsDigest():
@@ -108,7 +114,4 @@ def testConfigDigest_AnOptionAddedAtItsOldBehaviour_KeepsTheCellsDigest():
       'assert default == before, (default, before)',
       'assert len({default, on, other}) == 3, (default, on, other)',
       'print("checked")'])
-  result = subprocess.run([sys.executable, '-c', code], capture_output=True,
-                          text=True, env=subprocess_env(), timeout=300)
-  assert result.returncode == 0, result.stderr[-3000:]
-  assert 'checked' in result.stdout
+  _run_checked(code)

@@ -72,12 +72,12 @@ def pytest_collection_modifyitems(config, items):
 
 
 def pytest_terminal_summary(terminalreporter, config):
-  # Under pytest-xdist the workers collect, so the count is theirs; this
-  # line is the reporting process's.
+  # Said whatever was collected: under pytest-xdist the workers collect and
+  # this (the reporting) process does not know their count.
   if not config.getoption('--runslow'):
     terminalreporter.write_line(
-        'the tests marked slow (ImageNet-size smoke runs, about 15 min) were '
-        'deselected; tools/test.sh --runslow runs them too.')
+        'tests marked slow (the ImageNet-size smoke runs, about 15 min) run '
+        'only with --runslow: tools/test.sh --runslow')
 
 
 @pytest.fixture(autouse=True)
