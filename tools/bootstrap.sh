@@ -32,8 +32,16 @@ STAMP="$VENV/.purl_tf-installed"
 WANT="$(cat "$REPO/setup.py" "$REPO/constraints.txt" | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$STAMP" 2>/dev/null || true)" != "$WANT" ]; then
   echo "== installing purl_tf and its pinned dependencies (a few minutes the first time)"
-  "$VENV/bin/python" -m pip install -q --upgrade pip
-  "$VENV/bin/python" -m pip install -q -c "$REPO/constraints.txt" -e "$REPO[test]"
+  # pip's and the build backend's notices (e.g. setuptools' editable-install
+  # banner) go to a log, shown in full when the install fails.
+  LOG="$VENV/pip-install.log"
+  if ! { "$VENV/bin/python" -m pip install -q --upgrade pip &&
+         "$VENV/bin/python" -m pip install -q -c "$REPO/constraints.txt" \
+             -e "$REPO[test]"; } > "$LOG" 2>&1; then
+    cat "$LOG" >&2
+    echo "bootstrap: pip install failed; its output is above and in $LOG" >&2
+    exit 1
+  fi
   echo "$WANT" > "$STAMP"
 fi
 export PATH="$VENV/bin:$PATH"
