@@ -61,8 +61,8 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(config, items):
-  # Deselected, not skipped: the fast suite (what CI runs) says how many it
-  # left out and how to run them, in its last lines.
+  # Deselected, not skipped: the fast suite (what CI runs) says in its last
+  # lines that it left them out and how to run them.
   if config.getoption('--runslow'):
     return
   slow = [item for item in items if 'slow' in item.keywords]
