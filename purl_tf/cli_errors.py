@@ -14,6 +14,7 @@ import sys
 
 from absl import logging
 
+from purl_tf import interrupt
 from purl_tf import train
 from purl_tf.compat import tf
 
@@ -38,8 +39,10 @@ EXIT_INTERRUPTED = 130
 
 @contextlib.contextmanager
 def friendly_errors(tool: str):
+  interrupt.install()
   try:
     yield
+    interrupt.check()  # an interrupt lost during the last stretch of work
   except KeyboardInterrupt:
     # The search checkpoints after every episode; a pruning run has nothing
     # worth keeping before its summary.

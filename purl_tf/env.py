@@ -55,7 +55,7 @@ from tf_agents.environments import py_environment
 from tf_agents.specs import array_spec
 from tf_agents.trajectories import time_step as ts
 
-from purl_tf import batchnorm, pruning, train
+from purl_tf import batchnorm, interrupt, pruning, train
 from purl_tf.compat import keras, tf
 
 NUM_FEATURES = 16
@@ -465,6 +465,7 @@ class PruningEnv(py_environment.PyEnvironment):
     return ts.restart(self._observation())
 
   def _step(self, action):
+    interrupt.check()  # a Ctrl-C whose exception TensorFlow swallowed
     if self._episode_ended:
       return self.reset()
     t = self._t

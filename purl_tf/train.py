@@ -19,7 +19,7 @@ from typing import List, Optional
 
 import numpy as np
 
-from purl_tf import progress
+from purl_tf import interrupt, progress
 from purl_tf.compat import keras, tf, tfmot
 
 STRATEGIES = ('auto', 'default', 'mirrored', 'multi_worker')
@@ -109,6 +109,14 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
       self.model.stop_training = True
 
 
+class HonourInterrupt(keras.callbacks.Callback):
+  """Raises a Ctrl-C whose KeyboardInterrupt was lost (`purl_tf.interrupt`)
+  at the next batch."""
+
+  def on_train_batch_end(self, batch, logs=None):
+    interrupt.check()
+
+
 def fine_tune(model: keras.Model, dataset: tf.data.Dataset, *,
               epochs: int = 1, steps: Optional[int] = None,
               log_dir: Optional[str] = None, verbose: int = 0,
@@ -132,7 +140,8 @@ def fine_tune(model: keras.Model, dataset: tf.data.Dataset, *,
     NonFiniteLossError: the loss became NaN/inf; training stopped at once.
   """
   guard = StopOnNonFiniteLoss()
-  cbs = [tfmot.sparsity.keras.UpdatePruningStep(), guard] + list(callbacks or [])
+  cbs = ([tfmot.sparsity.keras.UpdatePruningStep(), guard, HonourInterrupt()] +
+         list(callbacks or []))
   if verbose == 2:
     # Keras prints nothing between its per-epoch lines.
     cbs.append(progress.KerasProgress())

@@ -183,16 +183,19 @@ def testResumeFromADamagedSearchState_OneLineFilesLeftAsTheyWere(tmp_path):
 def testCtrlCDuringASearch_SaysResumeContinuesIt(tmp_path):
   workdir = tmp_path / 'interrupted'
   run = start_search(workdir)
+  seen = []
   try:
     for line in run.stdout:
+      seen.append(line)
       if line.startswith('episode 2/'):
         break
     run.send_signal(signal.SIGINT)
-    _, err = run.communicate(timeout=300)
+    out, err = run.communicate(timeout=300)
   finally:
     if run.poll() is None:
       run.kill()
-  assert run.returncode == 130, err[-2000:]
+  assert seen and seen[-1].startswith('episode 2/'), ''.join(seen)[-2000:]
+  assert run.returncode == 130, (out[-1500:], err[-1500:])
   assert 'Traceback' not in err, err[-3000:]
   lines = [l for l in err.splitlines() if l.startswith('purl-search:')]
   assert lines == ['purl-search: interrupted; `--resume` continues the search '
