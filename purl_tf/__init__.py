@@ -22,15 +22,28 @@ Importing purl_tf selects Keras 2 (`TF_USE_LEGACY_KERAS=1`) before TensorFlow
 loads: import it before tensorflow. See `purl_tf.compat`.
 """
 
-from purl_tf import compat as _compat  # pylint: disable=unused-import  (first)
-from purl_tf.batchnorm import recalibrate as recalibrate_batchnorm
-from purl_tf.config_defaults import base_config as default_config
-from purl_tf.export import export_for_serving
-from purl_tf.keras_api import allocate, apply, callbacks, search
-from purl_tf.policy import Policy
-from purl_tf.pruning import (constant_schedule, polynomial_schedule,
-                             ramp_schedule, sparsity_report, strip)
-from purl_tf.version import __version__
+import gc as _gc
+
+# TensorFlow, tf-agents and TensorFlow Probability allocate millions of
+# objects while importing, nearly all of which live as long as the process;
+# the cyclic collector traversing them again and again costs about a third of
+# the import (8.2 s -> 5.2 s measured on 2 cores), so it is paused meanwhile.
+_gc_was_enabled = _gc.isenabled()
+_gc.disable()
+try:
+  from purl_tf import compat as _compat  # pylint: disable=unused-import  (first)
+  from purl_tf.batchnorm import recalibrate as recalibrate_batchnorm
+  from purl_tf.config_defaults import base_config as default_config
+  from purl_tf.export import export_for_serving
+  from purl_tf.keras_api import allocate, apply, callbacks, search
+  from purl_tf.policy import Policy
+  from purl_tf.pruning import (constant_schedule, polynomial_schedule,
+                               ramp_schedule, sparsity_report, strip)
+  from purl_tf.version import __version__
+finally:
+  if _gc_was_enabled:
+    _gc.enable()
+  del _gc_was_enabled
 
 __all__ = ['search', 'allocate', 'apply', 'callbacks', 'strip', 'sparsity_report',
            'recalibrate_batchnorm', 'export_for_serving', 'Policy', 'default_config',

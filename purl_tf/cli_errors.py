@@ -10,6 +10,7 @@ is a bug and keeps its traceback.
 
 import contextlib
 import errno
+import gc
 import sys
 
 from absl import logging
@@ -105,6 +106,10 @@ def run_app(main, tool: str):
   # module's flags are registered for it (else only --helpfull shows them).
   for flag in flags.FLAGS.get_key_flags_for_module(main.__module__):
     flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
+  # What the imports made lives until exit: out of the cyclic collector's
+  # sight, it is neither traversed by every full collection during the run
+  # nor at interpreter exit (which took 2-3 s of every tool run).
+  gc.freeze()
   started = []
 
   def wrapped(argv):
