@@ -2,8 +2,10 @@
 the test itself (numpy, Python and TensorFlow through
 `keras.utils.set_random_seed`)."""
 
+import fcntl
 import gc
 import os
+import subprocess
 import sys
 
 import pytest
@@ -17,6 +19,8 @@ gc.freeze()
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FMNIST_DIR = '/usr/share/datasets/fashion-mnist'
+# The small real config every end-to-end CLI test runs.
+SMOKE = os.path.join(REPO, 'configs', 'fmnist_cnn.py') + ':smoke'
 
 
 @pytest.fixture(scope='module')
@@ -105,3 +109,43 @@ def subprocess_env():
   env['PYTHONPATH'] = REPO + os.pathsep + env.get('PYTHONPATH', '')
   env['CUDA_VISIBLE_DEVICES'] = ''
   return env
+
+
+class SmokeSearch:
+  """A finished `purl-search` of the :smoke config (see `smoke_search`)."""
+
+  def __init__(self, root):
+    self.workdir = root / 'smoke_search'
+    self.dense_cache = root / 'smoke_dense_cache'
+    # The flags it ran with: a `--resume` of a copy must pass the same.
+    self.args = [f'--config={SMOKE}',
+                 f'--config.train.cache_dir={self.dense_cache}']
+    self._stdout = root / 'smoke_search.stdout'
+
+  @property
+  def stdout(self) -> str:
+    return self._stdout.read_text()
+
+  def run(self):
+    result = subprocess.run(
+        tool('purl-search') + self.args + [f'--workdir={self.workdir}'],
+        capture_output=True, text=True, env=subprocess_env(), cwd=REPO,
+        timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    self._stdout.write_text(result.stdout)
+
+
+@pytest.fixture(scope='session')
+def smoke_search(tmp_path_factory, worker_id):
+  """One smoke search for the whole run, shared by the tests that read its
+  outputs, compare against it or copy it, and by every pytest-xdist worker
+  (the pattern of xdist's docs: the first to take the lock runs it). Its
+  dense net is cached in `.dense_cache` for tests that search again."""
+  base = tmp_path_factory.getbasetemp()
+  root = base if worker_id == 'master' else base.parent
+  search = SmokeSearch(root)
+  with open(root / 'smoke_search.lock', 'w') as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    if not search._stdout.exists():  # pylint: disable=protected-access
+      search.run()
+  return search

@@ -53,12 +53,13 @@ def _load(workdir, name):
     return json.load(f)
 
 
-def testKilledSearch_ResumesWithoutLosingOrRepeatingEpisodes(tmp_path):
-  reference = str(tmp_path / 'reference')
+def testKilledSearch_ResumesWithoutLosingOrRepeatingEpisodes(smoke_search,
+                                                              tmp_path):
+  # The uninterrupted reference is the shared smoke search (6 episodes, one
+  # fine-tune epoch: ARGS); the killed run loads its cached dense net.
+  reference = str(smoke_search.workdir)
   killed = str(tmp_path / 'killed')
-  # One dense training for the three runs (the later two load its weights).
-  cache = f'--config.train.cache_dir={tmp_path / "dense_cache"}'
-  _search(reference, cache)
+  cache = f'--config.train.cache_dir={smoke_search.dense_cache}'
   before = _kill_during_episode(killed, cache)
   assert 2 <= len(before) < 6
   assert not os.path.exists(os.path.join(killed, 'policy.json'))

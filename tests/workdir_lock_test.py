@@ -55,9 +55,13 @@ def testKilledHolder_ReleasesTheLock(tmp_path):
       holder.kill()
 
 
-def testTwoRunsOnOneWorkdir_TheSecondFailsAtOnceTheFirstFinishes(tmp_path):
+def testTwoRunsOnOneWorkdir_TheSecondFailsAtOnceTheFirstFinishes(smoke_search,
+                                                                  tmp_path):
   workdir = tmp_path / 'busy'
-  first = start_search(workdir)
+  # Two episodes on the shared dense net: still running while the second
+  # run starts and fails.
+  first = start_search(workdir, '--config.search.episodes=2',
+                       f'--config.train.cache_dir={smoke_search.dense_cache}')
   try:
     deadline = time.time() + 300
     while not (workdir / workdir_lock.PID_FILE).exists():
@@ -77,5 +81,5 @@ def testTwoRunsOnOneWorkdir_TheSecondFailsAtOnceTheFirstFinishes(tmp_path):
     if first.poll() is None:
       first.kill()
   episodes = io_utils.read_jsonl(str(workdir / 'episodes.jsonl'))
-  assert [e['episode'] for e in episodes] == list(range(6))
+  assert [e['episode'] for e in episodes] == list(range(2))
   assert sorted(os.listdir(workdir / 'export' / 'fmnist_cnn')) == ['1']
