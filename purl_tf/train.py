@@ -160,10 +160,25 @@ def fine_tune(model: keras.Model, dataset: tf.data.Dataset, *,
           'wall_s': wall}
 
 
+def _within(dataset: tf.data.Dataset, steps: Optional[int]) -> Optional[int]:
+  """`steps`, or the dataset's length when it is known and not more.
+
+  Keras stops a pass that has a step count before the iterator runs dry;
+  without one, under MirroredStrategy the replica that meets the end of the
+  data cancels the other's all-reduce, and TensorFlow logs an error line
+  (`Aborting RingReduce with CANCELLED`) at every evaluation.
+  """
+  n = int(dataset.cardinality())
+  if n < 0:  # unknown or infinite
+    return steps
+  return n if steps is None else min(int(steps), n)
+
+
 def evaluate(model: keras.Model, dataset: tf.data.Dataset,
              steps: Optional[int] = None) -> float:
   """Top-1 accuracy of a compiled model on `dataset`."""
-  results = model.evaluate(dataset, steps=steps, verbose=0, return_dict=True)
+  results = model.evaluate(dataset, steps=_within(dataset, steps), verbose=0,
+                           return_dict=True)
   return float(results['accuracy'])
 
 
