@@ -74,7 +74,10 @@ def testSmokeSearch_RunsUnderMirroredStrategy(tmp_path):
   result = subprocess.run(
       cmd + [f'--config={os.path.join(REPO, "configs", "fmnist_cnn.py")}:smoke',
              f'--workdir={workdir}', '--config.strategy.name=mirrored',
-             '--config.strategy.logical_cpus=2', '--config.search.episodes=3'],
+             '--config.strategy.logical_cpus=2', '--config.search.episodes=3',
+             # One demonstration, then the agent (a learning and a greedy
+             # episode); half the smoke data: each step is slower mirrored.
+             '--config.search.references=lamp', '--config.data.train_size=3000'],
       capture_output=True, text=True, env=subprocess_env(), cwd=REPO, timeout=600)
   assert result.returncode == 0, result.stderr[-3000:]
   # Every evaluation stops at the data's end: no replica's all-reduce is
