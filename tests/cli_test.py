@@ -35,9 +35,9 @@ def _check_export(summary):
   assert out.shape == (2, 10)
 
 
-def testPruneSmoke_ReachesRequestedSparsityAndExports(tmp_path):
+def testPruneSmoke_ReachesRequestedSparsityAndExports(smoke_search, tmp_path):
   workdir = str(tmp_path / 'run')
-  result = _run('purl-prune', f'--config={SMOKE}', '--allocation=uniform',
+  result = _run('purl-prune', *smoke_search.args, '--allocation=uniform',
                 '--sparsity=0.9', f'--workdir={workdir}')
   assert result.returncode == 0, result.stderr[-3000:]
   assert 'global sparsity' in result.stdout
@@ -85,7 +85,7 @@ def testSearchSmoke_WritesEveryOutputThenPolicyAppliesWithPurlPrune(
 
   # The found policy applies through purl-prune's code path.
   prune_dir = str(tmp_path / 'apply')
-  result = _run('purl-prune', f'--config={SMOKE}', '--allocation=policy',
+  result = _run('purl-prune', *smoke_search.args, '--allocation=policy',
                 f'--policy={os.path.join(workdir, "policy.json")}',
                 f'--workdir={prune_dir}')
   assert result.returncode == 0, result.stderr[-3000:]
@@ -104,9 +104,10 @@ def one_line_error(result, *fragments):
     assert fragment in lines[0], lines[0]
 
 
-def testSearchAtNinetyNinePercent_RunsARealSearchAndMeetsTheTarget(tmp_path):
+def testSearchAtNinetyNinePercent_RunsARealSearchAndMeetsTheTarget(smoke_search,
+                                                                   tmp_path):
   workdir = str(tmp_path / 'search99')
-  result = _run('purl-search', f'--config={SMOKE}', f'--workdir={workdir}',
+  result = _run('purl-search', *smoke_search.args, f'--workdir={workdir}',
                 '--config.prune.sparsity=0.99', '--config.search.episodes=4',
                 '--config.search.references=lamp,erk')
   assert result.returncode == 0, result.stderr[-3000:]
@@ -151,10 +152,10 @@ def testPurlConfig_PrintsEveryKeyWithItsMeaning_OverridesShowTheirDefault():
   assert 'final accuracy drop' in result.stdout  # a meaning, from the comments
 
 
-def testTargetAboveWhatTheAllocationReaches_SaysNotMet(tmp_path):
+def testTargetAboveWhatTheAllocationReaches_SaysNotMet(smoke_search, tmp_path):
   workdir = tmp_path / 'miss'
   # global_magnitude caps every layer at 0.99, so 0.999 cannot be reached.
-  result = _run('purl-prune', f'--config={SMOKE}', '--sparsity=0.999',
+  result = _run('purl-prune', *smoke_search.args, '--sparsity=0.999',
                 '--allocation=global_magnitude', f'--workdir={workdir}')
   assert result.returncode == 0, result.stderr[-3000:]
   assert '(target 0.9990, NOT MET)' in result.stdout
@@ -164,13 +165,14 @@ def testTargetAboveWhatTheAllocationReaches_SaysNotMet(tmp_path):
   assert summary['reached_global_sparsity'] < 0.995
 
 
-def testPolicyWithAnInvalidStatedTarget_ReportsItsOwnSparsity(tmp_path):
+def testPolicyWithAnInvalidStatedTarget_ReportsItsOwnSparsity(smoke_search,
+                                                              tmp_path):
   policy = tmp_path / 'policy.json'
   policy.write_text(json.dumps({
       'sparsity': {'conv1': 0.5, 'conv2': 0.5, 'fc1': 0.5, 'fc2': 0.5},
       'metrics': {'target_sparsity': 5}}))
   workdir = tmp_path / 'applied'
-  result = _run('purl-prune', f'--config={SMOKE}', '--allocation=policy',
+  result = _run('purl-prune', *smoke_search.args, '--allocation=policy',
                 f'--policy={policy}', f'--workdir={workdir}')
   assert result.returncode == 0, result.stderr[-3000:]
   summary = json.loads((workdir / 'summary.json').read_text())
