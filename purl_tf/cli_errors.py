@@ -43,7 +43,6 @@ def friendly_errors(tool: str):
   interrupt.install()
   try:
     yield
-    interrupt.check()  # an interrupt lost during the last stretch of work
   except KeyboardInterrupt:
     # The search checkpoints after every episode; a pruning run has nothing
     # worth keeping before its summary.

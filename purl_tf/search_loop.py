@@ -37,8 +37,7 @@ from tf_agents.utils import common
 
 from purl_tf import agent as agent_lib
 from purl_tf import env as env_lib
-from purl_tf import allocation, interrupt, io_utils, policy as policy_lib
-from purl_tf import progress, pruning
+from purl_tf import allocation, io_utils, policy as policy_lib, progress, pruning
 from purl_tf import reward as reward_lib
 from purl_tf.compat import keras, tf
 
@@ -419,7 +418,6 @@ class SearchLoop:
       key = str(cand['episode'])
       if key in state.reranked:
         continue
-      interrupt.check()
       # Seeded by the candidate alone, so a resumed run scores it alike.
       self.env.reseed(int(c.seed) * 100_003 + 50_000 + cand['episode'])
       t0 = time.perf_counter()
