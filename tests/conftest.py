@@ -123,6 +123,10 @@ class SmokeSearch:
     self._stdout = root / 'smoke_search.stdout'
 
   @property
+  def finished(self) -> bool:
+    return self._stdout.exists()
+
+  @property
   def stdout(self) -> str:
     return self._stdout.read_text()
 
@@ -140,12 +144,12 @@ def smoke_search(tmp_path_factory, worker_id):
   """One smoke search for the whole run, shared by the tests that read its
   outputs, compare against it or copy it, and by every pytest-xdist worker
   (the pattern of xdist's docs: the first to take the lock runs it). Its
-  dense net is cached in `.dense_cache` for tests that search again."""
+  dense net is cached in `dense_cache` for tests that prune or search again."""
   base = tmp_path_factory.getbasetemp()
   root = base if worker_id == 'master' else base.parent
   search = SmokeSearch(root)
   with open(root / 'smoke_search.lock', 'w') as lock:
     fcntl.flock(lock, fcntl.LOCK_EX)
-    if not search._stdout.exists():  # pylint: disable=protected-access
+    if not search.finished:
       search.run()
   return search
