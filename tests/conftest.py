@@ -140,13 +140,15 @@ class SmokeSearch:
 
 
 @pytest.fixture(scope='session')
-def smoke_search(tmp_path_factory, worker_id):
+def smoke_search(tmp_path_factory):
   """One smoke search for the whole run, shared by the tests that read its
   outputs, compare against it or copy it, and by every pytest-xdist worker
   (the pattern of xdist's docs: the first to take the lock runs it). Its
   dense net is cached in `dense_cache` for tests that prune or search again."""
   base = tmp_path_factory.getbasetemp()
-  root = base if worker_id == 'master' else base.parent
+  # xdist names its workers in the environment; a run without workers (or
+  # without the plugin) keeps the search in its own base directory.
+  root = base.parent if os.environ.get('PYTEST_XDIST_WORKER') else base
   search = SmokeSearch(root)
   with open(root / 'smoke_search.lock', 'w') as lock:
     fcntl.flock(lock, fcntl.LOCK_EX)
