@@ -40,7 +40,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 import purl_tf  # pylint: disable=g-import-not-at-top,unused-import
-from purl_tf import allocation, compare, config_defaults, experiment, io_utils
+from purl_tf import allocation, cli_errors, compare, config_defaults
+from purl_tf import experiment, io_utils
 from purl_tf import models, pruning, report, search_loop
 from purl_tf.compat import keras
 import psutil  # pylint: disable=g-import-not-at-top
@@ -508,6 +509,7 @@ def plots(out, prefix, payload):
 
 def main(argv):
   del argv
+  cli_errors.quiet_logging()  # TensorFlow's SavedModel INFO lines
   quick = _QUICK.value
   name = 'fmnist_quick' if quick else 'fmnist'
   prefix = 'quick_' if quick else ''

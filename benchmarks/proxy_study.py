@@ -37,7 +37,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 import purl_tf  # pylint: disable=g-import-not-at-top,unused-import
-from purl_tf import allocation, batchnorm, config_defaults, experiment
+from purl_tf import allocation, batchnorm, cli_errors, config_defaults
+from purl_tf import experiment
 from purl_tf import io_utils, pruning, report, search_loop, train
 from purl_tf.compat import keras
 
@@ -83,6 +84,7 @@ def spearman(a, b):
 
 def main(argv):
   del argv
+  cli_errors.quiet_logging()  # TensorFlow's SavedModel INFO lines
   net, seed, target = _NET.value, _SEED.value, _TARGET.value
   config = config_defaults.load(os.path.join(REPO, 'configs', f'{net}.py'))
   config.seed = seed
