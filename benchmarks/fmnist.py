@@ -371,6 +371,53 @@ def episodes_above_demos(row) -> str:
   return f'{sum(a > max(demos) for a in agent)}/{len(agent)}'
 
 
+def returned(row) -> str:
+  """What a search cell's result was: 'lamp demo' (a demonstration, that
+  free allocation) or 'episode 7 (lamp)' (an agent episode scaling the
+  reference in brackets); '-' when the cell does not say."""
+  episode, ref = row.get('best_episode'), row.get('best_reference') or '-'
+  if episode is None:
+    return '-'
+  demo = (row.get('curve') or {}).get('demo', [])
+  if 0 < episode <= len(demo) and demo[episode - 1]:
+    return f'{ref} demo'
+  return f'episode {episode} ({ref})'
+
+
+def per_seed_tables(net_rows, methods, targets) -> list:
+  """Markdown lines: per target, each seed's test accuracy by method (the
+  seed's best baseline in bold), what the search returned and its cost."""
+  lines = ['### Per seed', '',
+           'Test accuracy of each seed\'s cells; the best baseline of the '
+           'seed in bold (the oracle above). "purl returned" is the '
+           'search\'s result: a demonstration (that free allocation, as '
+           'the episode played it) or an agent episode.', '']
+  for target in targets:
+    at = [r for r in net_rows if abs(r['target'] - target) < 1e-9]
+    seeds = sorted({int(r['seed']) for r in at})
+    lines += [f'{target:.2f}:', '',
+              '| seed | dense | ' + ' | '.join(methods) +
+              ' | purl returned | purl cost (x dense) |',
+              '|---' * (len(methods) + 4) + '|']
+    for seed in seeds:
+      mine = {r['method']: r for r in at if int(r['seed']) == seed}
+      base = [(mine[m]['test_accuracy'], m) for m in compare.BASELINES
+              if m in mine]
+      best = max(base)[1] if base else None
+      dense = next(iter(mine.values()))['dense_test_accuracy']
+      cells = []
+      for m in methods:
+        text = f'{mine[m]["test_accuracy"]:.4f}' if m in mine else '-'
+        cells.append(f'**{text}**' if m == best else text)
+      purl = mine.get('purl')
+      tail = ([returned(purl), f'{purl["wall_over_dense_train"]:.2f}']
+              if purl else ['-', '-'])
+      lines.append(f'| {seed} | {dense:.4f} | ' + ' | '.join(cells + tail) +
+                   ' |')
+    lines.append('')
+  return lines
+
+
 def write_markdown(path, payload, prefix):
   rows = payload['cells']
   lines = ['# Fashion-MNIST: PuRL against the allocations a user would pick', '',
@@ -449,8 +496,9 @@ def write_markdown(path, payload, prefix):
     lines += ['', 'Size of the stripped pruned net against the dense one (each a '
               'SavedModel directory as written for TF Serving, without '
               f'optimizer state, as a gzipped tar), mean over cells: {sizes}.']
+    lines += [''] + per_seed_tables(net_rows, methods, targets)
     top = max(targets)
-    lines += ['', f'![accuracy vs target]({prefix}{net}_accuracy_vs_target.png)',
+    lines += [f'![accuracy vs target]({prefix}{net}_accuracy_vs_target.png)',
               f'![per-layer sparsity at {top}]({prefix}{net}_per_layer_{top}.png)',
               f'![PuRL search]({prefix}{net}_purl_search.png)', '']
   missing = payload.get('missing', [])

@@ -34,6 +34,9 @@ def testReportOnly_PartialRunWithAVariantAtOneTarget(tmp_path):
       c['curve'] = {'final_accuracy': [0.60, 0.61, 0.62, 0.50, 0.61],
                     'demo': [True, True, False, False, False],
                     'return': [0.0] * 5}
+      c.update(best_episode=2, best_reference='erk')  # the 2nd demo
+    if (c['method'], c['target'], c['seed']) == ('purl', 0.98, 1):
+      c.update(best_episode=4, best_reference='lamp')  # an agent episode
   cells = [c for c in cells if not (c['method'] == 'purl' and
                                     c['target'] == 0.9 and c['seed'] == 1)]
   payload = {'schema': 2, 'cells': cells, 'dense': {
@@ -59,6 +62,15 @@ def testReportOnly_PartialRunWithAVariantAtOneTarget(tmp_path):
   assert row.endswith('| 1/3, - |'), row
   assert '| 0.90 | purl_norerank |' not in md
   assert '**Incomplete**' in md
+  # Per seed: the seed's best baseline in bold (lamp and erk tie at 0.80 on
+  # seed 0; the name breaks it, as in the oracle), what the search returned.
+  tables = md.split('### Per seed', 1)[1]
+  assert ('| 0 | 0.8900 | **0.8000** | 0.8000 | 0.8050 | 0.7900 | erk demo | '
+          '1.50 |') in tables
+  assert ('| 1 | 0.8900 | **0.8100** | 0.8100 | 0.8150 | 0.7900 | '
+          'episode 4 (lamp) | 1.50 |') in tables
+  # Seed 1 has no purl cell at 0.90.
+  assert '| 1 | 0.8900 | **0.8100** | 0.8100 | - | - | - |' in tables
   for png in ('fmnist_cnn_accuracy_vs_target.png',
               'fmnist_cnn_per_layer_0.98.png'):
     assert (tmp_path / png).exists(), png
