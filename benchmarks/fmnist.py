@@ -401,9 +401,9 @@ def per_seed_tables(net_rows, methods, targets) -> list:
               '|---' * (len(methods) + 4) + '|']
     for seed in seeds:
       mine = {r['method']: r for r in at if int(r['seed']) == seed}
-      base = [(mine[m]['test_accuracy'], m) for m in compare.BASELINES
-              if m in mine]
-      best = max(base)[1] if base else None
+      base = {m: mine[m]['test_accuracy'] for m in compare.BASELINES
+              if m in mine}
+      best = compare.best_of(base) if base else None
       dense = next(iter(mine.values()))['dense_test_accuracy']
       cells = []
       for m in methods:

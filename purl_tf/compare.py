@@ -61,6 +61,12 @@ def best_baseline(rows: Sequence[dict], net: str, target: float,
   return best
 
 
+def best_of(accuracy: Dict[str, float]) -> str:
+  """The method with the highest accuracy in `{method: accuracy}`; a tie
+  goes to the name that sorts last, so every table breaks it alike."""
+  return max((a, m) for m, a in accuracy.items())[1]
+
+
 def paired(rows: Sequence[dict], net: str, target: float, method: str,
            other: str) -> Optional[dict]:
   """`method - other` over the seeds both have.
@@ -126,7 +132,7 @@ def against_oracle(rows: Sequence[dict], net: str, target: float,
   seeds = sorted(s for s in mine if any(s in acc for acc in per.values()))
   if not seeds:
     return None
-  picks = [max((acc[s], b) for b, acc in per.items() if s in acc)[1]
+  picks = [best_of({b: acc[s] for b, acc in per.items() if s in acc})
            for s in seeds]
   oracle = [{'net': net, 'target': target, 'method': '_oracle', 'seed': s,
              'test_accuracy': per[b][s]} for s, b in zip(seeds, picks)]
