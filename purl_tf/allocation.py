@@ -202,6 +202,19 @@ def fit_to_target(infos, sparsity_map: Dict[str, float], target: float,
           for n, s in sparsity_map.items()}
 
 
+def grid_for_target(grid, target: float):
+  """`grid` sorted, with a value halfway from `target` to 1 added when the
+  grid tops out below it, so the knapsack can reach any target < 1 (each
+  layer's pruned units are rounded down: a grid whose largest value is the
+  target cannot reach it)."""
+  _check_target(target)
+  values = sorted({float(s) for s in grid})
+  top = 1.0 - (1.0 - float(target)) / 2
+  if not values or values[-1] < top:
+    values.append(top)
+  return tuple(values)
+
+
 def sensitivity_scan(model: keras.Model, reward_ds, grid=SENSITIVITY_GRID,
                      eval_batches: int = 0, calibration_ds=None,
                      bn_batches: int = 0) -> Dict[str, Dict[float, float]]:
@@ -232,23 +245,64 @@ def sensitivity_scan(model: keras.Model, reward_ds, grid=SENSITIVITY_GRID,
       schedule_fn=lambda name, s: pruning.VariableSparsity(0.0, 0))
   train.compile_model(wrapped, 1e-3)
   weights = [w.copy() for w in wrapped.get_weights()]
-  wrappers = pruning.wrappers(wrapped)
   steps = int(eval_batches) or None
   recalibrate = batchnorm.BatchNormRecalibrator(wrapped)
+
+  def measure():
+    if calibration_ds is not None:
+      recalibrate(calibration_ds, int(bn_batches))
+    return train.evaluate(wrapped, reward_ds, steps)
+  return scan_layers(wrapped, infos, weights, measure, grid)
+
+
+def scan_layers(wrapped: keras.Model, infos, weights, measure,
+                grid=SENSITIVITY_GRID, deterministic: bool = False
+                ) -> Dict[str, Dict[float, float]]:
+  """The loop of a sensitivity scan, on a model already wrapped for pruning.
+
+  Shared by `sensitivity_scan` and the search's sensitivity demonstration
+  (`PruningEnv.sensitivity_scan`), so the two measure alike.
+
+  Args:
+    wrapped: the model with every prunable layer in a tfmot wrapper.
+    infos: its prunable layers (`pruning.prunable_layers`).
+    weights: the dense weights (`wrapped.get_weights()`, masks all ones),
+      restored before each measurement.
+    measure: returns the accuracy of `wrapped` as it is (it may first
+      re-estimate BatchNormalization statistics).
+    grid: sparsities each layer is pruned to, alone.
+    deterministic: `measure` gives the same value for the same weights (it
+      re-estimates statistics from fixed batches), so sparsity 0, the dense
+      net for every layer, is measured once and shared.
+
+  Returns:
+    `{layer_name: {sparsity: accuracy}}`. The dense weights are restored
+    at the end.
+  """
+  wrappers = pruning.wrappers(wrapped)
   scan: Dict[str, Dict[float, float]] = {}
-  total = len(infos) * len(grid)
+  grid = [float(s) for s in grid]
+  shared = {}
+  if deterministic and 0.0 in grid:
+    wrapped.set_weights(weights)
+    shared[0.0] = measure()
+  total = len(infos) * (len(grid) - len(shared)) + len(shared)
   print(f'sensitivity scan: {len(infos)} layers x {len(grid)} sparsities',
         flush=True)
   report = progress.Progress('sensitivity scan', total, 'evaluations')
+  done = len(shared)
   for info in infos:
     scan[info.name] = {}
     for s in grid:
+      if s in shared:
+        scan[info.name][s] = shared[s]
+        continue
       wrapped.set_weights(weights)
-      pruning.prune_now(wrappers[info.name], float(s))
-      if calibration_ds is not None:
-        recalibrate(calibration_ds, int(bn_batches))
-      scan[info.name][float(s)] = train.evaluate(wrapped, reward_ds, steps)
-      report.update(sum(len(v) for v in scan.values()))
+      pruning.prune_now(wrappers[info.name], s)
+      scan[info.name][s] = measure()
+      done += 1
+      report.update(done)
+  wrapped.set_weights(weights)
   return scan
 
 
@@ -306,9 +360,8 @@ def sensitivity(model: keras.Model, target: float, reward_ds,
                 grid=SENSITIVITY_GRID, eval_batches: int = 0,
                 calibration_ds=None, bn_batches: int = 0) -> Dict[str, float]:
   """The sensitivity allocation (see the module docstring)."""
-  _check_target(target)
-  scan = sensitivity_scan(model, reward_ds, grid, eval_batches,
-                          calibration_ds, bn_batches)
+  scan = sensitivity_scan(model, reward_ds, grid_for_target(grid, target),
+                          eval_batches, calibration_ds, bn_batches)
   return pick_by_sensitivity(pruning.prunable_layers(model), scan, target)
 
 

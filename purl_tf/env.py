@@ -55,7 +55,7 @@ from tf_agents.environments import py_environment
 from tf_agents.specs import array_spec
 from tf_agents.trajectories import time_step as ts
 
-from purl_tf import batchnorm, interrupt, pruning, train
+from purl_tf import allocation, batchnorm, interrupt, pruning, train
 from purl_tf.compat import keras, tf
 
 NUM_FEATURES = 16
@@ -330,7 +330,6 @@ class PruningEnv(py_environment.PyEnvironment):
     Raises:
       ValueError: the map does not name every prunable layer.
     """
-    from purl_tf import allocation  # pylint: disable=g-import-not-at-top
     names = [i.name for i in self.infos]
     if reference is None:
       reference = {n: self._target for n in names}
@@ -450,6 +449,31 @@ class PruningEnv(py_environment.PyEnvironment):
     correct = train.correct_predictions(self.model, self._reward_ds,
                                         self._final_eval_steps)
     return np.zeros_like(correct) if diverged else correct
+
+  def sensitivity_scan(self, grid=allocation.SENSITIVITY_GRID
+                       ) -> Dict[str, Dict[float, float]]:
+    """`allocation.sensitivity_scan` on this environment's wrapped model.
+
+    Each layer alone is pruned to each grid value, BatchNormalization
+    statistics are re-estimated from the cached training batches and the
+    accuracy is measured on `eval_batches` of the reward split, as a step's
+    evaluation is, without a fine-tune. The same cached batches serve every
+    measurement, so the scan is deterministic (and the dense net is
+    measured once for every layer's sparsity 0). The environment must be reset
+    before the next episode (the search does).
+
+    Returns:
+      `{layer_name: {sparsity: accuracy}}`.
+    """
+    self.reset()
+    self._episode_ended = True  # the next step() resets first
+
+    def measure():
+      self._recalibrate(self._cached_ds, self._bn_batches)
+      return train.evaluate(self.model, self._reward_ds, self._eval_steps)
+    return allocation.scan_layers(self.model, self.infos,
+                                  self._initial_weights, measure, grid,
+                                  deterministic=True)
 
   def _reset(self):
     self.model.set_weights(self._initial_weights)

@@ -58,9 +58,16 @@ class SearchState:
   # Which reward examples each candidate classified right after its ramp
   # (`pack_correct`), for the paired test of `choose_reranked`.
   reranked_correct: dict = dataclasses.field(default_factory=dict)
+  # Demonstrations that needed a measurement (sensitivity): {name:
+  # allocation}, so a resumed search plays what it scanned before.
+  scanned: dict = dataclasses.field(default_factory=dict)
 
 
 SELECT_RULES = ('final_accuracy', 'return')
+# Allocations search.references and env.reference may name: the free ones,
+# and sensitivity, which the search measures with its own environment
+# (`PruningEnv.sensitivity_scan`) before the first episode.
+REFERENCE_METHODS = allocation.FREE_METHODS + ('sensitivity',)
 
 
 def pack_correct(correct: np.ndarray) -> str:
@@ -192,6 +199,13 @@ def check_config(config):
   names = parse_references(str(c.search.references))
   if c.env.reference != 'best':
     parse_references(str(c.env.reference))
+  try:
+    scan_grid = [float(x) for x in c.search.sensitivity_grid]
+  except (TypeError, ValueError):
+    scan_grid = None
+  if not scan_grid or not all(0.0 <= x < 1.0 for x in scan_grid):
+    raise ValueError('search.sensitivity_grid must be a non-empty list of '
+                     f'sparsities in [0, 1), got {c.search.sensitivity_grid!r}')
   if c.env.action_space == 'relative':
     if c.env.reference == 'best' and not names:
       raise ValueError("env.reference='best' needs at least one allocation in "
@@ -202,26 +216,27 @@ def check_config(config):
 
 
 def parse_references(names: str) -> List[str]:
-  """The free allocations named in a comma-separated string, in order.
+  """The allocations named in a comma-separated string, in order.
 
   Raises:
-    ValueError: a name that is not a free allocation (`allocation.FREE_METHODS`)
-      or is listed twice.
+    ValueError: a name that is not in `REFERENCE_METHODS` or is listed twice.
   """
   listed = [n.strip() for n in names.split(',') if n.strip()]
   for n in listed:
-    if n not in allocation.FREE_METHODS:
+    if n not in REFERENCE_METHODS:
       raise ValueError(f'unknown reference allocation {n!r} (search.references'
-                       f' / env.reference); one of {allocation.FREE_METHODS}')
+                       f' / env.reference); one of {REFERENCE_METHODS}')
   if len(set(listed)) != len(listed):
     raise ValueError(f'search.references lists an allocation twice: {names!r}')
   return listed
 
 
 def reference_allocations(names: str, model: keras.Model,
-                          target: float) -> Dict[str, Dict[str, float]]:
-  """`{name: allocation}` of the comma-separated free allocations `names`."""
-  return {n: allocation.allocate(n, model, target)
+                          target: float) -> Dict[str, Optional[Dict[str, float]]]:
+  """`{name: allocation}` of the comma-separated allocations `names`, in
+  order; a measured one (sensitivity) maps to None until `SearchLoop` scans."""
+  return {n: (None if n == 'sensitivity' else
+              allocation.allocate(n, model, target))
           for n in parse_references(names)}
 
 
@@ -256,6 +271,7 @@ class SearchLoop:
     self.demos = reference_allocations(str(config.search.references),
                                        self.env.model, self.target)
     self.fixed_reference = str(config.env.reference)
+    self.fixed_map = {}
     if self.fixed_reference != 'best':
       self.fixed_map = reference_allocations(self.fixed_reference,
                                              self.env.model, self.target)
@@ -282,6 +298,37 @@ class SearchLoop:
   def _reference_map(self, name: str):
     return self.demos[name] if name in self.demos else self.fixed_map[name]
 
+  def _measure_references(self, measure: bool = True):
+    """Fills in the references that need a measurement (sensitivity).
+
+    The scan costs about as much as a few episodes (16 layers x 14
+    sparsities of BatchNormalization re-estimate and evaluation on
+    fmnist_resnet) and is counted in the search time. Its allocation is kept
+    in the state, so a resumed search neither repeats nor changes it.
+
+    Args:
+      measure: scan when the state has no allocation yet (False: only take
+        what the state holds, as `restore()` does).
+    """
+    # Only the demonstrations the episode budget plays, and a fixed reference.
+    played = list(self.demos)[:int(self.config.search.episodes)]
+    wanted = [n for n in played if self.demos[n] is None] + [
+        n for n, m in self.fixed_map.items() if m is None]
+    for name in wanted:
+      if name not in self.state.scanned and measure:
+        t0 = time.perf_counter()
+        scan = self.env.sensitivity_scan(allocation.grid_for_target(
+            self.config.search.sensitivity_grid, self.target))
+        self.state.scanned[name] = allocation.pick_by_sensitivity(
+            self.env.infos, scan, self.target)
+        self.state.search_s += time.perf_counter() - t0
+        if self.verbose:
+          print(f'{name} scan: {time.perf_counter() - t0:.1f}s', flush=True)
+      if name in self.state.scanned:
+        for maps in (self.demos, self.fixed_map):
+          if name in maps:
+            maps[name] = dict(self.state.scanned[name])
+
   def _demo_actions(self, sparsity) -> list:
     """The actions that play allocation `sparsity` as a demonstration."""
     if self.env.action_space == 'relative':
@@ -301,6 +348,7 @@ class SearchLoop:
     if not self.workdir or not os.path.exists(self._path('search_state.json')):
       return False
     self.state = self._read_state()
+    self._measure_references(measure=False)
     self._checkpointer.initialize_or_restore()
     if int(self._episode_var.numpy()) != self.state.episode:
       raise ValueError(
@@ -348,6 +396,7 @@ class SearchLoop:
       print(f'searching {len(self.names)} layers for {episodes} episodes '
             f'(target sparsity {self.target:.3f}, dense reward accuracy '
             f'{self.env.dense_accuracy:.4f})', flush=True)
+    self._measure_references()
     for episode in range(self.state.episode, episodes):
       record = self._episode(episode)
       self._log(record)

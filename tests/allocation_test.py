@@ -147,6 +147,25 @@ def testPickBySensitivity_UnreachableTargetRaises():
     allocation.pick_by_sensitivity(infos, scan, 0.6)
 
 
+def testGridForTarget_AddsAValueAboveTheTargetOnlyWhenTheGridTopsOutBelow():
+  grid = allocation.SENSITIVITY_GRID
+  assert allocation.grid_for_target(grid, 0.98) == tuple(sorted(grid))
+  assert allocation.grid_for_target(grid, 0.99) == tuple(sorted(grid)) + (
+      pytest.approx(0.995),)
+  assert allocation.grid_for_target((0.5, 0.0, 0.5), 0.0) == (0.0, 0.5)
+
+
+@pytest.mark.parametrize('target', [0.0, 0.5, 0.9, 0.98, 0.99])
+def testPickBySensitivity_WithTheTargetsGrid_MeetsEveryTargetExactly(target):
+  infos = pruning.prunable_layers(models.fmnist_cnn())
+  grid = allocation.grid_for_target(allocation.SENSITIVITY_GRID, target)
+  # Larger layers lose less accuracy per pruned share, as on a real net.
+  scan = {i.name: {s: 0.9 - s ** 2 / (1 + k) for s in grid}
+          for k, i in enumerate(infos)}
+  got = allocation.pick_by_sensitivity(infos, scan, target)
+  assert pruning.global_sparsity(infos, got) == pytest.approx(target, abs=1e-6)
+
+
 def testSensitivity_OnATrainedNetMeetsTheTarget():
   from purl_tf import data, config_defaults, train
   config = config_defaults.base_config().data

@@ -109,12 +109,14 @@ def testCheckSameDense_RefusesCellsOfAnotherDenseNet():
 
 def testConfigDigest_AnOptionAddedAtItsOldBehaviour_KeepsTheCellsDigest():
   # Cells measured before search.exact_demonstrations existed stay current
-  # while it is False (the code path they ran), and not once it is True.
+  # while it is False (the code path they ran), and not once it is True
+  # (the default now).
   code = '\n'.join([
       'import sys', f'sys.path.insert(0, {os.path.join(REPO, "benchmarks")!r})',
       'import fmnist',
       'from purl_tf import config_defaults',
       'config = config_defaults.base_config()',
+      'config.search.exact_demonstrations = False',
       'default = fmnist.config_digest(config)',
       'del config.search["exact_demonstrations"]',
       'before = fmnist.config_digest(config)',

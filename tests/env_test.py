@@ -79,6 +79,22 @@ def testRampAccuracy_ReachesEveryTargetWithoutRetracingThenResets(splits):
   assert pruning.sparsity_report(env.model)['global'] == 0.0
 
 
+def testSensitivityScan_PrunesOneLayerAtATime_DeterministicThenDense(splits):
+  env = _env(splits, 0.8, action_space='relative', eval_batches=2)
+  dense = [w.copy() for w in env.model.get_weights()]
+  grid = (0.0, 0.5, 0.99)
+  scan = env.sensitivity_scan(grid)
+  assert sorted(scan) == sorted(i.name for i in env.infos)
+  assert all(sorted(v) == list(grid) for v in scan.values())
+  # Every layer at 0 is the dense net; 99% of the big layer alone hurts.
+  assert all(v[0.0] == env.dense_accuracy for v in scan.values())
+  assert scan['fc1'][0.99] < scan['fc1'][0.0]
+  assert env.sensitivity_scan(grid) == scan
+  for got, want in zip(env.model.get_weights(), dense):
+    np.testing.assert_array_equal(got, want)
+  assert env.step(np.int64(env.neutral_action)).is_first()  # resets first
+
+
 def testRelativeEnv_ActionsMoveTheFirstLayerByTheirScale(splits):
   env = _env(splits, 0.9, action_space='relative', finetune_steps=0,
              eval_batches=1)

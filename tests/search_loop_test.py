@@ -119,6 +119,46 @@ def testExactDemonstrations_AgentEpisodeKeepsItsOwnAllocation(dense, splits):
   assert loop.allocation_of(agent) == loop._fitted(agent['sparsity'])
 
 
+def testSensitivityDemonstration_ScannedOnceByTheSearch_KeptOnResume(
+    dense, splits, tmp_path):
+  grid = (0.0, 0.5, 0.9)
+  config = _config(references='sensitivity,lamp', episodes=2, rerank=0,
+                   sensitivity_grid=grid)
+  env = search_loop.build_env(dense, splits.train, splits.reward, config)
+  loop = search_loop.SearchLoop(env, config, str(tmp_path), verbose=False)
+  loop.run()
+  first = loop.records[0]
+  assert first['demo'] and first['reference'] == 'sensitivity'
+  # The allocation the search's own scan picks (the scan is deterministic:
+  # the same cached batches re-estimate statistics for every measurement).
+  want = allocation.pick_by_sensitivity(env.infos, env.sensitivity_scan(grid),
+                                        0.8)
+  assert loop.demos['sensitivity'] == want
+  assert loop.state.scanned == {'sensitivity': want}
+  assert first['sparsity'] == pytest.approx([want[n] for n in loop.names],
+                                            abs=1e-4)
+  # A resumed search takes the scanned allocation from its state.
+  again = search_loop.SearchLoop(env, config, str(tmp_path), verbose=False)
+  assert again.restore()
+  assert again.demos['sensitivity'] == want
+  with mock.patch.object(env, 'sensitivity_scan',
+                         side_effect=AssertionError('scanned again')):
+    again.run()
+  if again.state.best['reference'] == 'sensitivity':
+    assert again.policy(dense).sparsity == want
+
+
+def testSensitivityReference_NotPlayed_IsNotScanned(dense, splits):
+  # Listed third with a 2-episode budget: never played, so never measured.
+  config = _config(references='lamp,erk,sensitivity', episodes=2, rerank=0)
+  env = search_loop.build_env(dense, splits.train, splits.reward, config)
+  loop = search_loop.SearchLoop(env, config, verbose=False)
+  with mock.patch.object(env, 'sensitivity_scan',
+                         side_effect=AssertionError('scanned')):
+    loop.run()
+  assert loop.state.scanned == {}
+
+
 def testFinalEvaluation_UsesItsOwnBatchCount(dense, splits):
   # The reward split holds 8 batches of 32: the last step sees all of them,
   # the others 2, so the last accuracy is a multiple of 1/256.
@@ -134,7 +174,9 @@ def testFinalEvaluation_UsesItsOwnBatchCount(dense, splits):
     ('search.references', 'lamp,magic', 'unknown reference'),
     ('search.references', 'lamp,lamp', 'twice'),
     ('search.references', '', 'needs at least one'),
-    ('env.reference', 'sensitivity', 'unknown reference'),
+    ('env.reference', 'magic', 'unknown reference'),
+    ('search.sensitivity_grid', (0.0, 1.0), 'sensitivity_grid'),
+    ('search.sensitivity_grid', (), 'sensitivity_grid'),
     ('search.select', 'luck', 'search.select'),
     ('search.episodes', 0, 'search.episodes'),
     ('search.checkpoint_every', 0, 'checkpoint_every'),
