@@ -148,6 +148,21 @@ def testSensitivityDemonstration_ScannedOnceByTheSearch_KeptOnResume(
     assert again.policy(dense).sparsity == want
 
 
+@pytest.mark.parametrize('target', [0.0, 0.99])
+def testSensitivityDemonstration_MeetsExtremeTargetsExactly(dense, splits,
+                                                            target):
+  # A grid topping out at 0.9 gets a value above 0.99 added for the knapsack.
+  config = _config(references='sensitivity', episodes=1, rerank=0,
+                   sensitivity_grid=(0.0, 0.5, 0.9))
+  config.prune.sparsity = target
+  env, loop = _run(dense, splits, config)
+  chosen = loop.policy(dense).sparsity
+  assert chosen == loop.demos['sensitivity']
+  assert pruning.global_sparsity(env.infos, chosen) == pytest.approx(
+      target, abs=1e-6)
+  assert loop.records[0]['global_sparsity'] == pytest.approx(target, abs=1e-6)
+
+
 def testSensitivityReference_NotPlayed_IsNotScanned(dense, splits):
   # Listed third with a 2-episode budget: never played, so never measured.
   config = _config(references='lamp,erk,sensitivity', episodes=2, rerank=0)
