@@ -28,7 +28,7 @@ def get_config(arg=None):
   # two: 2.78x measured beside its dense training (seed 0, 98%). Three
   # demonstrations: global magnitude is left out, since here it
   # ties LAMP at 90-95% and trails it by 2 pt at 98%, while sensitivity
-  # tested best on 3 of 5 seeds at 98%. Earlier budgets, measured:
+  # led the 95% cells. Earlier budgets, measured:
   # `purl_14ep` (14 episodes, 3 agent episodes re-ranked: 3.9x where dense
   # training took 120 s) and `purl_nosens` (9 episodes, lamp, erk and global
   # magnitude demonstrated, 1 agent episode re-ranked: 2.3-2.9x), in
