@@ -318,8 +318,12 @@ def run_cells(cells: Cells, quick: bool, deadline: float, save):
         elif method == 'sensitivity':
           if scan is None:
             s0 = time.perf_counter()
+            # One scan serves every target of the seed; the grid reaches
+            # the highest (allocation.sensitivity does the same for one).
             scan = allocation.sensitivity_scan(
                 ctx.dense, ctx.splits.reward,
+                grid=allocation.grid_for_target(
+                    allocation.SENSITIVITY_GRID, max(t for t, _ in todo)),
                 eval_batches=int(config.search.eval_batches),
                 calibration_ds=ctx.splits.train,
                 bn_batches=int(config.search.bn_batches))
