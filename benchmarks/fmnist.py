@@ -145,6 +145,31 @@ def config_digest(config, method: str = 'purl') -> str:
   return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+def blend_parts(method: str):
+  """The free allocations a method such as 'lamp+erk' blends (none: [])."""
+  return method.split('+') if '+' in method else []
+
+
+def check_methods(methods):
+  """Refuses an unknown --methods entry before anything runs.
+
+  Raises:
+    ValueError: a method that is neither in `ALL_METHODS` nor a blend
+      ('lamp+erk': `allocation.blend` of two or more distinct free
+      allocations).
+  """
+  for m in methods:
+    parts = blend_parts(m)
+    if m in ALL_METHODS or (len(set(parts)) == len(parts) >= 2 and all(
+        p in allocation.FREE_METHODS for p in parts)):
+      continue
+    raise ValueError(
+        f'--methods: unknown method {m!r}; one of {", ".join(ALL_METHODS)}, '
+        'or a blend of distinct free allocations joined by "+" (e.g. '
+        f'lamp+erk; free: {", ".join(allocation.FREE_METHODS)}). Search '
+        'variants are named with --variant.')
+
+
 def method_config(config, method: str, target: float):
   """The search config of a purl method at `target`."""
   config = config.copy_and_resolve_references()
@@ -330,6 +355,11 @@ def run_cells(cells: Cells, quick: bool, deadline: float, save):
             dense['sensitivity_scan_s'] = time.perf_counter() - s0
           sparsity_map = allocation.pick_by_sensitivity(
               pruning.prunable_layers(ctx.dense), scan, target)
+        elif blend_parts(method):
+          sparsity_map = allocation.blend(
+              pruning.prunable_layers(ctx.dense),
+              [allocation.allocate(m, ctx.dense, target)
+               for m in blend_parts(method)], target)
         else:
           sparsity_map = allocation.allocate(method, ctx.dense, target)
         alloc_s = time.perf_counter() - t0
@@ -587,6 +617,7 @@ def main(argv):
     plots(_OUT.value, prefix, cells.payload)
 
   if not _REPORT_ONLY.value:
+    check_methods(_METHODS.value)
     done = run_cells(cells, quick, deadline, save)
     if not done:
       print(f'budget of {_BUDGET.value} min reached; run the same command '

@@ -113,6 +113,52 @@ def testErk_LayerAboveDensityOneIsKeptDenseAndTheScaleRecomputed():
   assert got == pytest.approx({'d0': 0.0, 'd1': 1 - 276.8 / 400, 'd2': 0.0})
 
 
+def testBlend_IsTheGeometricMeanOfDensities_RescaledToTheTarget():
+  # Densities (0.5, 0.2) and (0.125, 0.8) on 100 + 100 weights: geometric
+  # means 0.25 and 0.4, which keep 65 weights; at a 0.675 target (65 kept)
+  # they stand; at 0.74 (52 kept) both are scaled by 52/65.
+  infos = pruning.prunable_layers(_dense_model([(10, 10), (10, 10)]))
+  a = {'d0': 0.5, 'd1': 0.8}
+  b = {'d0': 0.875, 'd1': 0.2}
+  assert allocation.blend(infos, [a, b], 0.675) == pytest.approx(
+      {'d0': 0.75, 'd1': 0.6})
+  got = allocation.blend(infos, [a, b], 0.74)
+  assert got == pytest.approx({'d0': 1 - 0.25 * 0.8, 'd1': 1 - 0.4 * 0.8})
+  # One map blended alone is that map, at its own global sparsity.
+  assert allocation.blend(infos, [a], 0.65) == pytest.approx(a)
+
+
+def testBlend_ALayerAboveDensityOneIsKeptDense():
+  infos = pruning.prunable_layers(_dense_model([(10, 10), (10, 10)]))
+  got = allocation.blend(infos, [{'d0': 0.0, 'd1': 0.9},
+                                 {'d0': 0.5, 'd1': 0.9}], 0.3)
+  assert got == pytest.approx({'d0': 0.0, 'd1': 0.6})
+
+
+@pytest.mark.parametrize('target', [0.0, 0.9, 0.98, 0.99])
+def testBlend_LampAndErkMeetTheTargetOnTheResnet(target):
+  model = models.fmnist_resnet()
+  infos = pruning.prunable_layers(model)
+  maps = [allocation.lamp(model, target), allocation.erk(model, target)]
+  got = allocation.blend(infos, maps, target)
+  assert pruning.global_sparsity(infos, got) == pytest.approx(target, abs=1e-9)
+  # Each layer's density lies between the two it blends, up to the common
+  # rescale (at most a few percent here).
+  for n, s in got.items():
+    lo, hi = sorted(1 - m[n] for m in maps)
+    assert 0.9 * lo <= 1 - s <= 1.1 * hi, n
+
+
+def testBlend_BadInputRaisesValueError():
+  infos = pruning.prunable_layers(_dense_model([(10, 10), (10, 10)]))
+  with pytest.raises(ValueError, match='at least one'):
+    allocation.blend(infos, [], 0.5)
+  with pytest.raises(ValueError, match=r"no sparsity for \['d1'\]"):
+    allocation.blend(infos, [{'d0': 0.5}], 0.5)
+  with pytest.raises(ValueError, match='outside'):
+    allocation.blend(infos, [{'d0': 0.5, 'd1': 0.5}], 1.0)
+
+
 @pytest.mark.parametrize('method', allocation.FREE_METHODS)
 @pytest.mark.parametrize('target', [0.0, 0.5, 0.9, 0.95, 0.98, 0.99])
 def testFreeMethods_MeetTheTargetWithinATenthOfAPointOnRealNets(method, target):

@@ -107,6 +107,26 @@ def testCheckSameDense_RefusesCellsOfAnotherDenseNet():
   _run_checked(code)
 
 
+def testCheckMethods_AcceptsBlendsOfFreeAllocations_RefusesTheRest():
+  code = '\n'.join([
+      'import sys', f'sys.path.insert(0, {os.path.join(REPO, "benchmarks")!r})',
+      'import fmnist',
+      'assert fmnist.blend_parts("lamp+erk") == ["lamp", "erk"]',
+      'assert fmnist.blend_parts("lamp") == []',
+      'fmnist.check_methods(["lamp", "purl", "lamp+erk", '
+      '"global_magnitude+lamp+erk"])',
+      'for bad in ["lamp+lamp", "lamp+sensitivity", "lamp+", "random", '
+      '"purl+lamp"]:',
+      '  try:',
+      '    fmnist.check_methods(["lamp", bad])',
+      '  except ValueError as e:',
+      '    assert repr(bad) in str(e) and "lamp+erk" in str(e), e',
+      '  else:',
+      '    raise AssertionError(f"{bad} was accepted")',
+      'print("checked")'])
+  _run_checked(code)
+
+
 def testConfigDigest_AnOptionAddedAtItsOldBehaviour_KeepsTheCellsDigest():
   # Cells measured before search.exact_demonstrations existed stay current
   # while it is False (the code path they ran), and not once it is True
