@@ -121,7 +121,8 @@ SENSITIVITY_KEYS = ('eval_batches', 'bn_batches')
 # Config keys added after cells were measured, with the value that keeps
 # the code path those cells ran: at that value a key stays out of the
 # digest, so adding an option does not orphan the cells it cannot change.
-ADDED_KEYS = {('search', 'exact_demonstrations'): False}
+ADDED_KEYS = {('search', 'exact_demonstrations'): False,
+              ('search', 'rerank_incumbent'): 'best'}
 
 
 def config_digest(config, method: str = 'purl') -> str:

@@ -154,6 +154,11 @@ def base_config() -> ml_collections.ConfigDict:
   # standard errors of the paired difference on the reward examples (the
   # benchmark's win rule); 0: the best score wins.
   c.search.rerank_z = 2.0
+  # Re-ranking: which demonstration holds until beaten by rerank_z. 'best':
+  # the best-scoring one (the demonstrations compete on score alone);
+  # 'first': the first of search.references, which the other
+  # demonstrations must beat by rerank_z too (benchmarks/rerank_study.py).
+  c.search.rerank_incumbent = 'best'
   # Rescale the best episode to meet the target exactly (the grid and clamp
   # overshoot it), so methods are compared at one sparsity.
   c.search.fit_to_target = True

@@ -94,11 +94,15 @@ def paired_z(challenger: np.ndarray, incumbent: np.ndarray) -> float:
   return mean / se if se > 0 else math.copysign(math.inf, mean)
 
 
+RERANK_INCUMBENTS = ('best', 'first')
+
+
 def choose_reranked(candidates: List[dict], accuracy: Dict[str, float],
-                    correct: Dict[str, np.ndarray], z: float) -> dict:
-  """The re-ranking's result: the best demonstration by accuracy, unless an
-  agent episode beats it by more than `z` standard errors of the paired
-  difference on the reward examples (then the best such episode).
+                    correct: Dict[str, np.ndarray], z: float,
+                    incumbent: str = 'best') -> dict:
+  """The re-ranking's result: the incumbent demonstration, unless another
+  candidate beats it by more than `z` standard errors of the paired
+  difference on the reward examples (then the best such candidate).
 
   A free allocation is what the user would otherwise get: an episode that
   scores a few tenths of a point higher on one short fine-tune and one
@@ -112,26 +116,39 @@ def choose_reranked(candidates: List[dict], accuracy: Dict[str, float],
     correct: per-example correctness by str(episode) (may lack some: those
       compete by accuracy alone, as with `z=0`).
     z: the threshold, >= 0.
+    incumbent: 'best': the best-scoring demonstration, which only agent
+      episodes must beat by `z`; 'first': the first demonstration played
+      (the first of `search.references`), which every other candidate,
+      demonstration or not, must beat by `z`.
+
+  Raises:
+    ValueError: an `incumbent` not in `RERANK_INCUMBENTS`.
   """
+  if incumbent not in RERANK_INCUMBENTS:
+    raise ValueError(f'unknown re-ranking incumbent {incumbent!r}; one of '
+                     f'{RERANK_INCUMBENTS}')
+
   def acc(c):
     return (accuracy[str(c['episode'])], -c['episode'])
 
   best = max(candidates, key=acc)
   demos = [c for c in candidates if c['demo']]
-  if not demos or best['demo'] or z <= 0:
+  if not demos or z <= 0 or (best['demo'] and incumbent == 'best'):
     return best
-  incumbent = max(demos, key=acc)
-  inc = correct.get(str(incumbent['episode']))
+  held = (max(demos, key=acc) if incumbent == 'best' else
+          min(demos, key=lambda c: c['episode']))
+  inc = correct.get(str(held['episode']))
   winners = []
   for c in candidates:
-    if c['demo'] or acc(c) <= acc(incumbent):
+    if c is held or acc(c) <= acc(held) or (c['demo'] and
+                                            incumbent == 'best'):
       continue
     mine = correct.get(str(c['episode']))
     if inc is None or mine is None or len(mine) != len(inc):
       winners.append(c)
     elif paired_z(mine, inc) > z:
       winners.append(c)
-  return max(winners, key=acc) if winners else incumbent
+  return max(winners, key=acc) if winners else held
 
 
 def build_env(model: keras.Model, train_ds, reward_ds, config,
@@ -190,6 +207,9 @@ def check_config(config):
                      'and search.rerank_ramp_steps >= 10')
   if not float(c.search.rerank_z) >= 0.0:
     raise ValueError(f'search.rerank_z must be >= 0, got {c.search.rerank_z}')
+  if str(c.search.rerank_incumbent) not in RERANK_INCUMBENTS:
+    raise ValueError('search.rerank_incumbent must be one of '
+                     f'{RERANK_INCUMBENTS}, got {c.search.rerank_incumbent!r}')
   if int(c.search.checkpoint_every) < 1:
     raise ValueError('search.checkpoint_every must be >= 1, got '
                      f'{c.search.checkpoint_every}')
@@ -487,7 +507,7 @@ class SearchLoop:
     best = choose_reranked(
         state.candidates, state.reranked,
         {k: unpack_correct(v) for k, v in state.reranked_correct.items()},
-        float(c.search.rerank_z))
+        float(c.search.rerank_z), str(c.search.rerank_incumbent))
     state.best = {k: v for k, v in best.items() if k != 'demo'}
     state.best['ramp_accuracy'] = state.reranked[str(best['episode'])]
     if self.workdir:  # search_state.json names the result, as policy.json

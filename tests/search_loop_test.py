@@ -193,6 +193,7 @@ def testFinalEvaluation_UsesItsOwnBatchCount(dense, splits):
     ('env.reference', 'magic', 'unknown reference'),
     ('search.sensitivity_grid', (0.0, 1.0), 'sensitivity_grid'),
     ('search.sensitivity_grid', (), 'sensitivity_grid'),
+    ('search.rerank_incumbent', 'last', 'rerank_incumbent'),
     ('search.select', 'luck', 'search.select'),
     ('search.episodes', 0, 'search.episodes'),
     ('search.checkpoint_every', 0, 'checkpoint_every'),
@@ -384,6 +385,51 @@ def testChooseReranked_EpisodeClearlyBetter_ReplacesTheDemonstration():
   assert search_loop.paired_z(episode, demo) > 7
   assert search_loop.choose_reranked(
       cands, acc, {'0': demo, '3': episode}, 2.0)['episode'] == 3
+
+
+def _disagreeing(n_diff, challenger_right, n=5000, seed=0):
+  """Two correctness vectors that disagree on `n_diff` examples, the
+  challenger right on `challenger_right` of them."""
+  rng = np.random.RandomState(seed)
+  first = rng.rand(n) < 0.85
+  other = first.copy()
+  idx = rng.choice(n, n_diff, replace=False)
+  first[idx[:challenger_right]], other[idx[:challenger_right]] = False, True
+  first[idx[challenger_right:]], other[idx[challenger_right:]] = True, False
+  return first, other
+
+
+def testChooseReranked_FirstIncumbent_ADemonstrationWithinNoiseDoesNotDisplaceIt():
+  # ERK scores +0.32 pt over LAMP on the reward split, about one standard
+  # error: 'best' takes ERK, 'first' keeps LAMP (the first reference).
+  lamp, erk = _disagreeing(300, 158)
+  acc = {'0': lamp.mean(), '1': erk.mean()}
+  correct = {'0': lamp, '1': erk}
+  cands = [_cand(0, True), _cand(1, True)]
+  assert 0 < search_loop.paired_z(erk, lamp) < 2
+  assert search_loop.choose_reranked(cands, acc, correct, 2.0)['episode'] == 1
+  assert search_loop.choose_reranked(cands, acc, correct, 2.0,
+                                     'first')['episode'] == 0
+  assert search_loop.choose_reranked(cands, acc, correct, 0.0,
+                                     'first')['episode'] == 1
+
+
+def testChooseReranked_FirstIncumbent_ClearWinnersCompeteOnScore():
+  # Demonstration 1 (+3 pt) and episode 5 (+4 pt) both beat demonstration 0
+  # by far more than 2 standard errors: the higher score wins.
+  first = np.zeros(1000, bool)
+  first[:800] = True
+  demo, episode = first.copy(), first.copy()
+  demo[800:830] = True
+  episode[800:840] = True
+  acc = {'0': first.mean(), '1': demo.mean(), '5': episode.mean()}
+  assert acc['5'] > acc['1'] > acc['0']
+  correct = {'0': first, '1': demo, '5': episode}
+  cands = [_cand(0, True), _cand(1, True), _cand(5, False)]
+  assert search_loop.choose_reranked(cands, acc, correct, 2.0,
+                                     'first')['episode'] == 5
+  with pytest.raises(ValueError, match='incumbent'):
+    search_loop.choose_reranked(cands, acc, correct, 2.0, 'last')
 
 
 def testChooseReranked_NoDemonstrations_BestScore():

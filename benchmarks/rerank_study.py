@@ -1,0 +1,201 @@
+r"""How should the re-ranking choose among the search's demonstrations?
+
+On `fmnist_resnet` the search returned one of its demonstrations (LAMP, ERK,
+its sensitivity allocation) in every benchmark cell: what it adds is that
+choice, made by the re-ranking's proxy (`PruningEnv.ramp_accuracy`, a short
+copy of the final fine-tune). This study re-scores the demonstrations on
+the benchmark's dense nets as the search does (the same environment and
+settings, the same per-candidate seed) and keeps each one's per-example
+correctness, so that choice rules can be compared offline. The scores are
+a fresh draw of the proxy, not the search's own: the order of the
+fine-tune batches also depends on TensorFlow's global seed, which the search
+last set for its final episode and this study sets to the seed, so they do
+not reproduce the numbers the benchmark's search printed (seed 0 at 90%:
+LAMP 0.8844 here, 0.8748 there) and the picks can differ from the search's.
+Two draws side by side measure how much the proxy moves with the batch order
+alone. The rules:
+
+  best        the highest re-ranking score (`search.rerank_incumbent='best'`,
+              the default).
+  first       the first reference (LAMP) unless another demonstration beats
+              it by more than `search.rerank_z` paired standard errors
+              (`search.rerank_incumbent='first'`).
+
+A rule's test accuracy in a cell is that of the demonstration it picks: a
+returned demonstration prunes exactly its allocation, so LAMP's and ERK's
+are the `lamp` and `erk` cells of `fmnist.json`, and the sensitivity
+demonstration's is the purl cell's where the search returned it (elsewhere
+unknown, and reported as such).
+
+  python benchmarks/rerank_study.py --seeds=0,1,2,3,4 --targets=0.9,0.95,0.98
+
+Resumable: each (seed, target) is written to
+benchmarks/results/rerank_fmnist_resnet.json as it finishes, and skipped on a
+rerun; the Markdown beside it is rewritten each time.
+"""
+
+import json
+import os
+import statistics
+import sys
+import time
+
+from absl import app
+from absl import flags
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+import purl_tf  # pylint: disable=g-import-not-at-top,unused-import
+from purl_tf import allocation, cli_errors, config_defaults, experiment
+from purl_tf import io_utils
+from purl_tf import search_loop
+from purl_tf.compat import keras
+
+_SEEDS = flags.DEFINE_list('seeds', ['0', '1', '2', '3', '4'], 'Seeds.')
+_TARGETS = flags.DEFINE_list('targets', ['0.9', '0.95', '0.98'], 'Targets.')
+_OUT = flags.DEFINE_string('out', os.path.join(REPO, 'benchmarks', 'results'),
+                           'Results directory (reads fmnist.json there).')
+_WORKDIR = flags.DEFINE_string('workdir', '/tmp/purl_bench', 'Run outputs.')
+_DENSE_CACHE = flags.DEFINE_string(
+    'dense_cache', os.path.join(REPO, 'benchmarks', 'dense_cache'),
+    'The benchmark\'s dense weights (the study refuses to train new ones).')
+NET = 'fmnist_resnet'
+
+
+def choose(scores, correct, order, z, rule):
+  """The demonstration `search_loop.choose_reranked` picks with incumbent
+  `rule` ('best' or 'first'), the demonstrations played in `order`."""
+  cands = [{'episode': k, 'demo': True} for k in range(len(order))]
+  pick = search_loop.choose_reranked(
+      cands, {str(k): scores[n] for k, n in enumerate(order)},
+      {str(k): search_loop.unpack_correct(correct[n])
+       for k, n in enumerate(order)}, z, rule)
+  return order[pick['episode']]
+
+
+def measure(seed: int, targets):
+  """Re-ranking score and per-example correctness of every demonstration."""
+  config = config_defaults.load(os.path.join(REPO, 'configs', f'{NET}.py'))
+  config.seed = seed
+  config.train.cache_dir = _DENSE_CACHE.value
+  workdir = os.path.join(_WORKDIR.value, f'rerank_{NET}_seed{seed}')
+  os.makedirs(workdir, exist_ok=True)
+  ctx = experiment.prepare(config, workdir, verbose=1)
+  if ctx.dense_train_s:
+    raise ValueError(f'seed {seed}: no cached dense net in '
+                     f'{_DENSE_CACHE.value}; the study pairs with the '
+                     'benchmark\'s cells and must prune the same net')
+  out = {}
+  keras.utils.set_random_seed(seed)
+  env = search_loop.build_env(ctx.dense, ctx.splits.search_train,
+                              ctx.splits.reward, config, ctx.strategy)
+  # One scan serves every target (the search scans the same grid for each
+  # target up to 0.98; its value above the target is already in it).
+  grid = allocation.grid_for_target(config.search.sensitivity_grid,
+                                    max(targets))
+  scan = env.sensitivity_scan(grid)
+  for target in targets:
+    demos = search_loop.reference_allocations(
+        str(config.search.references), ctx.dense, target)
+    if 'sensitivity' in demos:
+      demos['sensitivity'] = allocation.pick_by_sensitivity(env.infos, scan,
+                                                            target)
+    cell = {'order': list(demos), 'scores': {}, 'correct': {},
+            'rerank_z': float(config.search.rerank_z)}
+    for k, name in enumerate(demos):
+      # As SearchLoop._rerank: seeded by the candidate (its episode) alone.
+      env.reseed(int(config.seed) * 100_003 + 50_000 + k)
+      correct = env.ramp_accuracy(dict(demos[name]),
+                                  int(config.search.rerank_ramp_steps),
+                                  int(config.search.rerank_hold_steps),
+                                  per_example=True)
+      cell['scores'][name] = float(correct.mean()) if len(correct) else 0.0
+      cell['correct'][name] = search_loop.pack_correct(correct)
+      print(f'seed {seed} @{target} {name}: {cell["scores"][name]:.4f}',
+            flush=True)
+    out[f'{target:g}'] = cell
+  return out
+
+
+def report(payload, cells) -> str:
+  """The Markdown: per cell, each rule's pick and its test accuracy."""
+  lines = [f'# Choosing among the demonstrations ({NET})', '',
+           'Re-ranking scores of the search\'s demonstrations and what two '
+           'rules pick, against test accuracies from `fmnist.json` (see '
+           '`benchmarks/rerank_study.py`). `?`: the sensitivity '
+           'demonstration\'s test accuracy is known only where the search '
+           'returned it.', '',
+           '| target | seed | lamp | erk | sensitivity | z(erk-lamp) | '
+           'z(sens-lamp) | best: pick / test | first: pick / test |',
+           '|---|---|---|---|---|---|---|---|---|']
+  means = {}
+  for key in sorted(payload['cells'], key=lambda k: (float(k.split('@')[1]),
+                                                      int(k.split('@')[0]))):
+    seed, target = int(key.split('@')[0]), float(key.split('@')[1])
+    cell = payload['cells'][key]
+    s, cor, order = cell['scores'], cell['correct'], cell['order']
+    z = {n: search_loop.paired_z(search_loop.unpack_correct(cor[n]),
+                                 search_loop.unpack_correct(cor[order[0]]))
+         for n in order[1:]}
+    row = [f'{target:.2f}', str(seed)] + [f'{s.get(n, 0):.4f}' for n in
+                                          ('lamp', 'erk', 'sensitivity')]
+    row += [f'{z.get("erk", 0):+.1f}', f'{z.get("sensitivity", 0):+.1f}']
+    for rule in ('best', 'first'):
+      pick = choose(s, cor, order, cell['rerank_z'], rule)
+      acc = test_accuracy(cells, seed, target, pick)
+      means.setdefault((target, rule), []).append(acc)
+      row.append(f'{pick} / ' + ('?' if acc is None else f'{acc:.4f}'))
+    lines.append('| ' + ' | '.join(row) + ' |')
+  lines += ['', '| target | rule | mean test accuracy | seeds |',
+            '|---|---|---|---|']
+  for (target, rule), accs in sorted(means.items()):
+    known = [a for a in accs if a is not None]
+    mean = f'{statistics.mean(known):.4f}' if len(known) == len(accs) else (
+        f'unknown ({len(accs) - len(known)} picks untested)')
+    lines.append(f'| {target:.2f} | {rule} | {mean} | {len(accs)} |')
+  return '\n'.join(lines) + '\n'
+
+
+def test_accuracy(cells, seed, target, pick):
+  def cell(method):
+    return next((r for r in cells if (r['net'], r['seed'], r['method']) ==
+                 (NET, seed, method) and abs(r['target'] - target) < 1e-9),
+                None)
+  if pick in ('lamp', 'erk', 'global_magnitude'):
+    return cell(pick)['test_accuracy']
+  purl = cell('purl')
+  if purl and purl.get('best_reference') == pick:
+    return purl['test_accuracy']
+  return None
+
+
+def main(argv):
+  del argv
+  cli_errors.quiet_logging()
+  with open(os.path.join(_OUT.value, 'fmnist.json')) as f:
+    cells = json.load(f)['cells']
+  path = os.path.join(_OUT.value, f'rerank_{NET}.json')
+  payload = {'cells': {}}
+  if os.path.exists(path):
+    with open(path) as f:
+      payload = json.load(f)
+  targets = [float(t) for t in _TARGETS.value]
+  for seed in [int(s) for s in _SEEDS.value]:
+    todo = [t for t in targets if f'{seed}@{t:g}' not in payload['cells']]
+    if not todo:
+      continue
+    t0 = time.perf_counter()
+    for target, cell in measure(seed, todo).items():
+      payload['cells'][f'{seed}@{target}'] = cell
+    print(f'seed {seed}: {time.perf_counter() - t0:.0f}s', flush=True)
+    io_utils.write_json_atomic(path, payload)
+    with open(path[:-5] + '.md', 'w') as f:
+      f.write(report(payload, cells))
+  with open(path[:-5] + '.md', 'w') as f:
+    f.write(report(payload, cells))
+  print(f'wrote {path[:-5]}.json/.md')
+
+
+if __name__ == '__main__':
+  app.run(main)
