@@ -146,11 +146,6 @@ def config_digest(config, method: str = 'purl') -> str:
   return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def blend_parts(method: str):
-  """The free allocations a method such as 'lamp+erk' blends (none: [])."""
-  return method.split('+') if '+' in method else []
-
-
 def check_methods(methods):
   """Refuses an unknown --methods entry before anything runs.
 
@@ -160,9 +155,7 @@ def check_methods(methods):
       allocations).
   """
   for m in methods:
-    parts = blend_parts(m)
-    if m in ALL_METHODS or (len(set(parts)) == len(parts) >= 2 and all(
-        p in allocation.FREE_METHODS for p in parts)):
+    if m in ALL_METHODS or allocation.is_free(m):
       continue
     raise ValueError(
         f'--methods: unknown method {m!r}; one of {", ".join(ALL_METHODS)}, '
@@ -356,11 +349,6 @@ def run_cells(cells: Cells, quick: bool, deadline: float, save):
             dense['sensitivity_scan_s'] = time.perf_counter() - s0
           sparsity_map = allocation.pick_by_sensitivity(
               pruning.prunable_layers(ctx.dense), scan, target)
-        elif blend_parts(method):
-          sparsity_map = allocation.blend(
-              pruning.prunable_layers(ctx.dense),
-              [allocation.allocate(m, ctx.dense, target)
-               for m in blend_parts(method)], target)
         else:
           sparsity_map = allocation.allocate(method, ctx.dense, target)
         alloc_s = time.perf_counter() - t0

@@ -18,7 +18,8 @@ applies, so baselines and PuRL's policies take the same code path.
                     parameter budget).
 
 `blend` combines allocations (the geometric mean of their densities, met at
-the target); the benchmark measures blends such as 'lamp+erk' beside them.
+the target); `allocate` takes blends of the free ones by name ('lamp+erk'),
+which the benchmark measures and the search can play as demonstrations.
 
 Every method's map meets the global target to within one weight per layer
 (`fit_to_target` does the last rounding for the ones that need it).
@@ -418,13 +419,30 @@ def sensitivity(model: keras.Model, target: float, reward_ds,
   return pick_by_sensitivity(pruning.prunable_layers(model), scan, target)
 
 
+def blend_parts(method: str):
+  """The allocations a blend name such as 'lamp+erk' combines ([]: not a
+  blend)."""
+  return method.split('+') if '+' in method else []
+
+
+def is_free(method: str) -> bool:
+  """Whether `method` needs nothing but the weights: one of `FREE_METHODS`
+  or a blend of two or more distinct ones ('lamp+erk')."""
+  parts = blend_parts(method)
+  if not parts:
+    return method in FREE_METHODS
+  return len(set(parts)) == len(parts) >= 2 and all(
+      p in FREE_METHODS for p in parts)
+
+
 def allocate(method: str, model: keras.Model, target: float,
              reward_ds=None, eval_batches: int = 0, calibration_ds=None,
              bn_batches: int = 0) -> Dict[str, float]:
   """Dispatches to an allocation method by name.
 
   Args:
-    method: one of `METHODS`.
+    method: one of `METHODS`, or a blend of free ones ('lamp+erk', see
+      `is_free` and `blend`).
     model: the trained dense model.
     target: global target sparsity.
     reward_ds: the reward split, for 'sensitivity'.
@@ -432,6 +450,10 @@ def allocate(method: str, model: keras.Model, target: float,
     calibration_ds, bn_batches: BatchNormalization re-estimate for
       'sensitivity' (see `sensitivity_scan`).
   """
+  if blend_parts(method) and is_free(method):
+    return blend(pruning.prunable_layers(model),
+                 [allocate(m, model, target) for m in blend_parts(method)],
+                 target)
   if method == 'uniform':
     return uniform(model, target)
   if method == 'global_magnitude':

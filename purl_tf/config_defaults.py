@@ -112,8 +112,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.search.nan_penalty = -2.0     # reward of a diverged step (ends the episode).
   c.search.sparsity_tolerance = 0.005  # an episode meets the budget within this.
   c.search.checkpoint_every = 1   # episodes between checkpoints.
-  # Allocations (uniform, global_magnitude, lamp, erk, sensitivity;
-  # comma-separated) played first, one episode each, as demonstrations: they
+  # Allocations (uniform, global_magnitude, lamp, erk, sensitivity, or a
+  # blend of free ones such as lamp+erk; comma-separated) played first, one episode each, as demonstrations: they
   # go into the replay buffer like any episode, the search starts at least as
   # good as the best of them on the reward split, and with
   # env.reference='best' the best becomes the reference the relative actions

@@ -243,9 +243,10 @@ def parse_references(names: str) -> List[str]:
   """
   listed = [n.strip() for n in names.split(',') if n.strip()]
   for n in listed:
-    if n not in REFERENCE_METHODS:
+    if n not in REFERENCE_METHODS and not allocation.is_free(n):
       raise ValueError(f'unknown reference allocation {n!r} (search.references'
-                       f' / env.reference); one of {REFERENCE_METHODS}')
+                       f' / env.reference); one of {REFERENCE_METHODS}, or a '
+                       'blend of distinct free ones such as lamp+erk')
   if len(set(listed)) != len(listed):
     raise ValueError(f'search.references lists an allocation twice: {names!r}')
   return listed

@@ -149,6 +149,20 @@ def testBlend_LampAndErkMeetTheTargetOnTheResnet(target):
     assert 0.9 * lo <= 1 - s <= 1.1 * hi, n
 
 
+def testAllocate_ABlendNameIsTheBlendOfItsParts():
+  model = models.fmnist_resnet()
+  infos = pruning.prunable_layers(model)
+  want = allocation.blend(infos, [allocation.lamp(model, 0.95),
+                                  allocation.erk(model, 0.95)], 0.95)
+  assert allocation.allocate('lamp+erk', model, 0.95) == want
+  assert allocation.is_free('global_magnitude+lamp+erk')
+  for bad in ('lamp+lamp', 'lamp+sensitivity', 'lamp+', 'sensitivity',
+              'random'):
+    assert not allocation.is_free(bad), bad
+  with pytest.raises(ValueError, match='unknown allocation'):
+    allocation.allocate('lamp+lamp', model, 0.95)
+
+
 def testBlend_BadInputRaisesValueError():
   infos = pruning.prunable_layers(_dense_model([(10, 10), (10, 10)]))
   with pytest.raises(ValueError, match='at least one'):

@@ -111,6 +111,18 @@ def testDemonstrationResult_IsTheFreeAllocationExactly_WhenAsked(dense, splits,
       0.8, abs=1e-4)
 
 
+def testBlendDemonstration_ReturnedExactly(dense, splits):
+  config = _config(references='lamp+erk', episodes=1, rerank=0,
+                   exact_demonstrations=True)
+  env, loop = _run(dense, splits, config)
+  assert loop.records[0]['demo']
+  chosen = loop.policy(dense).sparsity
+  assert chosen == allocation.allocate('lamp+erk', dense, 0.8)
+  assert chosen != allocation.lamp(dense, 0.8)
+  assert pruning.global_sparsity(env.infos, chosen) == pytest.approx(
+      0.8, abs=1e-9)
+
+
 def testExactDemonstrations_AgentEpisodeKeepsItsOwnAllocation(dense, splits):
   config = _config(references='lamp', episodes=2, rerank=0,
                    exact_demonstrations=True)
@@ -188,6 +200,7 @@ def testFinalEvaluation_UsesItsOwnBatchCount(dense, splits):
 
 @pytest.mark.parametrize('key,value,match', [
     ('search.references', 'lamp,magic', 'unknown reference'),
+    ('search.references', 'lamp,lamp+sensitivity', 'unknown reference'),
     ('search.references', 'lamp,lamp', 'twice'),
     ('search.references', '', 'needs at least one'),
     ('env.reference', 'magic', 'unknown reference'),
