@@ -104,8 +104,8 @@ def measure(seed: int, targets):
     cell = {'order': list(demos), 'scores': {}, 'correct': {},
             'rerank_z': float(config.search.rerank_z)}
     for k, name in enumerate(demos):
-      # As SearchLoop._rerank: seeded by the candidate (its episode) alone.
-      env.reseed(int(config.seed) * 100_003 + 50_000 + k)
+      # As the search's re-ranking: demonstration k is played as episode k.
+      env.reseed(search_loop.rerank_seed(config.seed, k))
       correct = env.ramp_accuracy(dict(demos[name]),
                                   int(config.search.rerank_ramp_steps),
                                   int(config.search.rerank_hold_steps),
@@ -162,8 +162,9 @@ def test_accuracy(cells, seed, target, pick):
     return next((r for r in cells if (r['net'], r['seed'], r['method']) ==
                  (NET, seed, method) and abs(r['target'] - target) < 1e-9),
                 None)
-  if pick in ('lamp', 'erk', 'global_magnitude'):
-    return cell(pick)['test_accuracy']
+  if allocation.is_free(pick):
+    free = cell(pick)
+    return free['test_accuracy'] if free else None
   purl = cell('purl')
   if purl and purl.get('best_reference') == pick:
     return purl['test_accuracy']
@@ -181,6 +182,12 @@ def main(argv):
     with open(path) as f:
       payload = json.load(f)
   targets = [float(t) for t in _TARGETS.value]
+
+  def save():
+    io_utils.write_json_atomic(path, payload)
+    with open(path[:-5] + '.md', 'w') as f:
+      f.write(report(payload, cells))
+
   for seed in [int(s) for s in _SEEDS.value]:
     todo = [t for t in targets if f'{seed}@{t:g}' not in payload['cells']]
     if not todo:
@@ -189,11 +196,8 @@ def main(argv):
     for target, cell in measure(seed, todo).items():
       payload['cells'][f'{seed}@{target}'] = cell
     print(f'seed {seed}: {time.perf_counter() - t0:.0f}s', flush=True)
-    io_utils.write_json_atomic(path, payload)
-    with open(path[:-5] + '.md', 'w') as f:
-      f.write(report(payload, cells))
-  with open(path[:-5] + '.md', 'w') as f:
-    f.write(report(payload, cells))
+    save()
+  save()  # the Markdown again, from fmnist.json as it is now
   print(f'wrote {path[:-5]}.json/.md')
 
 

@@ -113,11 +113,11 @@ def base_config() -> ml_collections.ConfigDict:
   c.search.sparsity_tolerance = 0.005  # an episode meets the budget within this.
   c.search.checkpoint_every = 1   # episodes between checkpoints.
   # Allocations (uniform, global_magnitude, lamp, erk, sensitivity, or a
-  # blend of free ones such as lamp+erk; comma-separated) played first, one episode each, as demonstrations: they
-  # go into the replay buffer like any episode, the search starts at least as
-  # good as the best of them on the reward split, and with
-  # env.reference='best' the best becomes the reference the relative actions
-  # scale. The best free allocation changes with net and target
+  # blend of free ones such as lamp+erk; comma-separated) played first, one
+  # episode each, as demonstrations: they go into the replay buffer like any
+  # episode, the search starts at least as good as the best of them on the
+  # reward split, and with env.reference='best' the best becomes the
+  # reference the relative actions scale. The best free allocation changes with net and target
   # (benchmarks/results/fmnist.md): on fmnist_resnet sensitivity leads at
   # 95% and ERK at 98% (5-seed means). Sensitivity is measured by the search
   # itself (a scan of every layer at search.sensitivity_grid before the first

@@ -97,6 +97,12 @@ def paired_z(challenger: np.ndarray, incumbent: np.ndarray) -> float:
 RERANK_INCUMBENTS = ('best', 'first')
 
 
+def rerank_seed(seed: int, episode: int) -> int:
+  """The fine-tune batch order seed of the re-ranking of `episode`'s
+  candidate: the candidate's alone, so a resumed search scores it alike."""
+  return int(seed) * 100_003 + 50_000 + int(episode)
+
+
 def choose_reranked(candidates: List[dict], accuracy: Dict[str, float],
                     correct: Dict[str, np.ndarray], z: float,
                     incumbent: str = 'best') -> dict:
@@ -488,8 +494,7 @@ class SearchLoop:
       key = str(cand['episode'])
       if key in state.reranked:
         continue
-      # Seeded by the candidate alone, so a resumed run scores it alike.
-      self.env.reseed(int(c.seed) * 100_003 + 50_000 + cand['episode'])
+      self.env.reseed(rerank_seed(c.seed, cand['episode']))
       t0 = time.perf_counter()
       correct = self.env.ramp_accuracy(
           self.allocation_of(cand), int(c.search.rerank_ramp_steps),
