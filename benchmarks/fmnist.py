@@ -29,6 +29,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import resource
 import sys
 import time
@@ -71,7 +72,8 @@ _TAG = flags.DEFINE_string('tag', '', 'Names the outputs fmnist_TAG.* (for '
 _VARIANTS = flags.DEFINE_multi_string(
     'variant', [], 'An extra PuRL method NAME:key=value[,key=value...] (run '
     'as method purl_NAME), for ablations beside the default search, e.g. '
-    'long:search.episodes=40.')
+    'long:search.episodes=40. A value may hold commas (a list): the items '
+    'split only where a comma begins another key=.')
 _VARIANT_TARGETS = flags.DEFINE_list(
     'variant_targets', [], 'Targets the --variant methods run at (default: '
     'every target).')
@@ -177,8 +179,15 @@ def method_config(config, method: str, target: float):
       config.env.action_step = config.env.action_max / 19
   elif method != 'purl':
     variants = dict(v.split(':', 1) for v in _VARIANTS.value)
-    apply_overrides(config, variants[method[len('purl_'):]].split(','))
+    apply_overrides(config, split_overrides(variants[method[len('purl_'):]]))
   return config
+
+
+def split_overrides(text: str):
+  """A variant's 'key=value,key=value' as items, split only at commas that
+  begin another 'key=': a value may be a list itself
+  ('search.references=lamp,erk,lamp+erk,search.rerank=2')."""
+  return [x for x in re.split(r',(?=[A-Za-z_][\w.]*=)', text) if x]
 
 
 def run_purl(ctx, config):

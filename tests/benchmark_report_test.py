@@ -147,3 +147,17 @@ def testConfigDigest_AnOptionAddedAtItsOldBehaviour_KeepsTheCellsDigest():
       'assert len({default, on, other}) == 3, (default, on, other)',
       'print("checked")'])
   _run_checked(code)
+
+
+def testSplitOverrides_AListValue_StaysOneItem():
+  code = '\n'.join([
+      'import sys', f'sys.path.insert(0, {os.path.join(REPO, "benchmarks")!r})',
+      'import fmnist',
+      'items = fmnist.split_overrides("search.references=lamp,erk,lamp+erk,'
+      'search.rerank=2,env.scale_min=-0.5")',
+      'assert items == ["search.references=lamp,erk,lamp+erk", '
+      '"search.rerank=2", "env.scale_min=-0.5"], items',
+      'assert fmnist.split_overrides("search.episodes=40") == '
+      '["search.episodes=40"]',
+      'print("checked")'])
+  _run_checked(code)
