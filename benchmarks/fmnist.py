@@ -124,7 +124,9 @@ SENSITIVITY_KEYS = ('eval_batches', 'bn_batches')
 # the code path those cells ran: at that value a key stays out of the
 # digest, so adding an option does not orphan the cells it cannot change.
 ADDED_KEYS = {('search', 'exact_demonstrations'): False,
-              ('search', 'rerank_incumbent'): 'best'}
+              ('search', 'rerank_incumbent'): 'best',
+              ('search', 'rerank_order'): 'candidate',
+              ('search', 'rerank_draws'): 1}
 
 
 def config_digest(config, method: str = 'purl') -> str:

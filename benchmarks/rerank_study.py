@@ -32,6 +32,17 @@ unknown, and reported as such).
 Resumable: each (seed, target) is written to
 benchmarks/results/rerank_fmnist_resnet.json as it finishes, and skipped on a
 rerun; the Markdown beside it is rewritten each time.
+
+With `--order=common --draws=N` it measures the re-ranking the search runs
+with `search.rerank_order='common'` (one batch order for every candidate)
+draw by draw, and asks of the free allocations whose test accuracy the
+benchmark has measured (`--references=lamp,erk,lamp+erk`): how often do
+two draws pick alike, and what does a pick by the mean of k draws test at,
+beside always taking one allocation? Written to
+rerank_fmnist_resnet_common.json/.md:
+
+  python benchmarks/rerank_study.py --order=common --draws=4 \
+    --references=lamp,erk,lamp+erk --targets=0.98
 """
 
 import json
@@ -42,6 +53,7 @@ import time
 
 from absl import app
 from absl import flags
+import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
@@ -60,6 +72,13 @@ _WORKDIR = flags.DEFINE_string('workdir', '/tmp/purl_bench', 'Run outputs.')
 _DENSE_CACHE = flags.DEFINE_string(
     'dense_cache', os.path.join(REPO, 'benchmarks', 'dense_cache'),
     'The benchmark\'s dense weights (the study refuses to train new ones).')
+_ORDER = flags.DEFINE_enum('order', 'candidate', search_loop.RERANK_ORDERS,
+                           'search.rerank_order of the re-scoring.')
+_DRAWS = flags.DEFINE_integer('draws', 1, 'Draws per demonstration, each '
+                              'kept apart.', lower_bound=1)
+_REFERENCES = flags.DEFINE_string(
+    'references', '', 'Demonstrations (default: the config\'s '
+    'search.references).')
 NET = 'fmnist_resnet'
 
 
@@ -78,6 +97,10 @@ def measure(seed: int, targets):
   """Re-ranking score and per-example correctness of every demonstration."""
   config = config_defaults.load(os.path.join(REPO, 'configs', f'{NET}.py'))
   config.seed = seed
+  config.search.rerank_order = _ORDER.value
+  if _REFERENCES.value:
+    config.search.references = _REFERENCES.value
+  search_loop.check_config(config)
   config.train.cache_dir = _DENSE_CACHE.value
   workdir = os.path.join(_WORKDIR.value, f'rerank_{NET}_seed{seed}')
   os.makedirs(workdir, exist_ok=True)
@@ -94,7 +117,8 @@ def measure(seed: int, targets):
   # target up to 0.98; its value above the target is already in it).
   grid = allocation.grid_for_target(config.search.sensitivity_grid,
                                     max(targets))
-  scan = env.sensitivity_scan(grid)
+  names = search_loop.parse_references(str(config.search.references))
+  scan = env.sensitivity_scan(grid) if 'sensitivity' in names else None
   for target in targets:
     demos = search_loop.reference_allocations(
         str(config.search.references), ctx.dense, target)
@@ -103,17 +127,20 @@ def measure(seed: int, targets):
                                                             target)
     cell = {'order': list(demos), 'scores': {}, 'correct': {},
             'rerank_z': float(config.search.rerank_z)}
+    if _DRAWS.value > 1:
+      cell['draws'] = {}
     for k, name in enumerate(demos):
       # As the search's re-ranking: demonstration k is played as episode k.
-      env.reseed(search_loop.rerank_seed(config.seed, k))
-      correct = env.ramp_accuracy(dict(demos[name]),
-                                  int(config.search.rerank_ramp_steps),
-                                  int(config.search.rerank_hold_steps),
-                                  per_example=True)
+      vectors = [search_loop.rerank_correct(env, demos[name], config, k, [d])
+                 for d in range(_DRAWS.value)]
+      correct = np.concatenate(vectors)
       cell['scores'][name] = float(correct.mean()) if len(correct) else 0.0
       cell['correct'][name] = search_loop.pack_correct(correct)
-      print(f'seed {seed} @{target} {name}: {cell["scores"][name]:.4f}',
-            flush=True)
+      if 'draws' in cell:
+        cell['draws'][name] = [float(v.mean()) for v in vectors]
+      print(f'seed {seed} @{target} {name}: {cell["scores"][name]:.4f}' +
+            (f' (draws {", ".join(f"{v.mean():.4f}" for v in vectors)})'
+             if 'draws' in cell else ''), flush=True)
     out[f'{target:g}'] = cell
   return out
 
@@ -157,6 +184,87 @@ def report(payload, cells) -> str:
   return '\n'.join(lines) + '\n'
 
 
+def report_draws(payload, cells) -> str:
+  """The Markdown of a study run with --draws > 1: per cell, each draw's
+  scores and pick; per target, a pick by the mean of k draws beside each
+  allocation always taken."""
+  settings = payload['settings']
+  draws = int(settings['draws'])
+  ks = [k for k in (1, 2, 4, 8) if k <= draws and draws % k == 0]
+  lines = [f'# Re-ranking draw by draw ({NET}, order {settings["order"]})',
+           '', f'{draws} draws of the re-ranking per demonstration '
+           f'(`search.rerank_order={settings["order"]!r}`), each a short '
+           'fine-tune in another batch order, against the test accuracies '
+           'the benchmark measured for the same allocations (`fmnist.json`; '
+           'see `benchmarks/rerank_study.py`). A pick by k draws takes the '
+           'best mean score over a block of k draws; its test accuracy is '
+           'averaged over the disjoint blocks.', '']
+  by_target = {}
+  for key in sorted(payload['cells'], key=lambda k: (float(k.split('@')[1]),
+                                                      int(k.split('@')[0]))):
+    seed, target = int(key.split('@')[0]), float(key.split('@')[1])
+    cell = payload['cells'][key]
+    order = cell['order']
+    test = {n: test_accuracy(cells, seed, target, n) for n in order}
+    if any(v is None for v in test.values()):
+      lines.append(f'- {target:.2f} seed {seed}: skipped (untested: '
+                   f'{", ".join(n for n in order if test[n] is None)})')
+      continue
+    by_target.setdefault(target, []).append((seed, cell, test))
+  for target, rows in sorted(by_target.items()):
+    order = rows[0][1]['order']
+    lines += [f'## Target {target:.2f}', '',
+              '| seed | ' + ' | '.join(f'{n} (test)' for n in order) +
+              ' | picks by draw | best on test |',
+              '|---|' + '---|' * (len(order) + 2)]
+    picked = {k: [] for k in ks}
+    fixed = {n: [] for n in order}
+    agree = hits = pairs = singles = 0
+    for seed, cell, test in rows:
+      scores = cell['draws']
+      one = [max(order, key=lambda n, d=d: (scores[n][d], -order.index(n)))
+             for d in range(draws)]
+      best = max(order, key=lambda n: (test[n], -order.index(n)))
+      agree += sum(a == b for i, a in enumerate(one) for b in one[i + 1:])
+      pairs += draws * (draws - 1) // 2
+      hits += sum(p == best for p in one)
+      singles += draws
+      for k in ks:
+        blocks = [range(b, b + k) for b in range(0, draws, k)]
+        picks = [max(order, key=lambda n, r=r: (
+            statistics.mean(scores[n][d] for d in r), -order.index(n)))
+                 for r in blocks]
+        picked[k].append(statistics.mean(test[p] for p in picks))
+      for n in order:
+        fixed[n].append(test[n])
+      lines.append(f'| {seed} | ' + ' | '.join(
+          f'{statistics.mean(scores[n]):.4f} ({test[n]:.4f})'
+          for n in order) + f' | {", ".join(one)} | {best} |')
+    strongest = max(order, key=lambda n: statistics.mean(fixed[n]))
+    lines += ['', f'Two single draws pick alike in {agree}/{pairs} pairs; a '
+              f'single draw picks the best-testing allocation in '
+              f'{hits}/{singles}.', '',
+              '| rule | mean test accuracy | minus ' + strongest +
+              ' (paired, pt) | seeds |', '|---|---|---|---|']
+    for n in order:
+      lines.append(f'| always {n} | {statistics.mean(fixed[n]):.4f} | ' +
+                   _paired(fixed[n], fixed[strongest]) +
+                   f' | {len(fixed[n])} |')
+    for k in ks:
+      lines.append(f'| pick by {k} draw(s) | {statistics.mean(picked[k]):.4f}'
+                   f' | {_paired(picked[k], fixed[strongest])} | '
+                   f'{len(picked[k])} |')
+    lines.append('')
+  return '\n'.join(lines) + '\n'
+
+
+def _paired(a, b) -> str:
+  d = [100 * (x - y) for x, y in zip(a, b)]
+  if len(d) < 2:
+    return f'{d[0]:+.2f}' if d else ''
+  return f'{statistics.mean(d):+.2f} ± {statistics.stdev(d):.2f}'
+
+
 def test_accuracy(cells, seed, target, pick):
   def cell(method):
     return next((r for r in cells if (r['net'], r['seed'], r['method']) ==
@@ -176,17 +284,27 @@ def main(argv):
   cli_errors.quiet_logging()
   with open(os.path.join(_OUT.value, 'fmnist.json')) as f:
     cells = json.load(f)['cells']
-  path = os.path.join(_OUT.value, f'rerank_{NET}.json')
-  payload = {'cells': {}}
+  settings = {'order': _ORDER.value, 'draws': _DRAWS.value,
+              'references': _REFERENCES.value}
+  default = settings == {'order': 'candidate', 'draws': 1, 'references': ''}
+  path = os.path.join(_OUT.value, f'rerank_{NET}' + (
+      '' if default else f'_{_ORDER.value}') + '.json')
+  payload = {'cells': {}, 'settings': settings}
   if os.path.exists(path):
     with open(path) as f:
       payload = json.load(f)
+    # The default file predates the settings: it holds the default's.
+    held = payload.setdefault('settings', settings if default else {})
+    if held != settings:
+      raise ValueError(f'{path} holds a study run with {held}, not '
+                       f'{settings}: rerun with those flags, or move it')
   targets = [float(t) for t in _TARGETS.value]
 
   def save():
     io_utils.write_json_atomic(path, payload)
     with open(path[:-5] + '.md', 'w') as f:
-      f.write(report(payload, cells))
+      f.write(report_draws(payload, cells) if _DRAWS.value > 1 else
+              report(payload, cells))
 
   for seed in [int(s) for s in _SEEDS.value]:
     todo = [t for t in targets if f'{seed}@{t:g}' not in payload['cells']]

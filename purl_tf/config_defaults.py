@@ -159,6 +159,14 @@ def base_config() -> ml_collections.ConfigDict:
   # 'first': the first of search.references, which the other
   # demonstrations must beat by rerank_z too (benchmarks/rerank_study.py).
   c.search.rerank_incumbent = 'best'
+  # Re-ranking: the order of its fine-tune batches. 'candidate': each
+  # candidate's own (seeded by its episode); 'common': one order shared by
+  # every candidate, so their difference is not also a difference of batch
+  # orders (see search_loop.rerank_correct).
+  c.search.rerank_order = 'candidate'
+  # Re-ranking: short fine-tunes per candidate, each in another batch order;
+  # the score is their mean (each costs rerank_ramp_steps + hold_steps).
+  c.search.rerank_draws = 1
   # Rescale the best episode to meet the target exactly (the grid and clamp
   # overshoot it), so methods are compared at one sparsity.
   c.search.fit_to_target = True
