@@ -161,3 +161,30 @@ def testSplitOverrides_AListValue_StaysOneItem():
       '["search.episodes=40"]',
       'print("checked")'])
   _run_checked(code)
+
+
+def testRerankStudyDraws_PicksByTheMeanOfEachBlock_AgainstTheStrongest():
+  # Two seeds, two draws: on seed 0 the draws disagree (their mean picks
+  # erk), on seed 1 both pick lamp, which tests 3 pt below erk.
+  code = '\n'.join([
+      'import sys', f'sys.path.insert(0, {os.path.join(REPO, "benchmarks")!r})',
+      'import rerank_study',
+      'def cell(seed, m, acc):',
+      '  return {"net": "fmnist_resnet", "seed": seed, "method": m,',
+      '          "target": 0.98, "test_accuracy": acc}',
+      'cells = [cell(0, "lamp", 0.81), cell(0, "erk", 0.82),',
+      '         cell(1, "lamp", 0.80), cell(1, "erk", 0.83)]',
+      'payload = {"settings": {"order": "common", "draws": 2}, "cells": {',
+      '    "0@0.98": {"order": ["lamp", "erk"], "draws": {',
+      '        "lamp": [0.70, 0.60], "erk": [0.65, 0.66]}},',
+      '    "1@0.98": {"order": ["lamp", "erk"], "draws": {',
+      '        "lamp": [0.70, 0.70], "erk": [0.60, 0.60]}}}}',
+      'md = rerank_study.report_draws(payload, cells)',
+      'assert "| 0 | 0.6500 (0.8100) | 0.6550 (0.8200) | lamp, erk | erk |"'
+      ' in md, md',
+      'assert "pick alike in 1/2 pairs" in md and "allocation in 1/4" in md, md',
+      'assert "| always erk | 0.8250 | +0.00 ± 0.00 | 2 |" in md, md',
+      'assert "| pick by 1 draw(s) | 0.8075 | -1.75 ± 1.77 | 2 |" in md, md',
+      'assert "| pick by 2 draw(s) | 0.8100 | -1.50 ± 2.12 | 2 |" in md, md',
+      'print("checked")'])
+  _run_checked(code)
