@@ -38,7 +38,9 @@ with `search.rerank_order='common'` (one batch order for every candidate)
 draw by draw, and asks of the free allocations whose test accuracy the
 benchmark has measured (`--references=lamp,erk,lamp+erk`): how often do
 two draws pick alike, and what does a pick by the mean of k draws test at,
-beside always taking one allocation? Written to
+beside always taking one allocation, and beside keeping one allocation
+unless another beats it by `search.rerank_z` paired standard errors over k
+draws (`search.rerank_incumbent='first'` with it played first)? Written to
 rerank_fmnist_resnet_common.json/.md:
 
   python benchmarks/rerank_study.py --order=common --draws=4 \
@@ -88,9 +90,25 @@ def choose(scores, correct, order, z, rule):
   cands = [{'episode': k, 'demo': True} for k in range(len(order))]
   pick = search_loop.choose_reranked(
       cands, {str(k): scores[n] for k, n in enumerate(order)},
-      {str(k): search_loop.unpack_correct(correct[n])
+      {str(k): (correct[n] if isinstance(correct[n], np.ndarray) else
+                search_loop.unpack_correct(correct[n]))
        for k, n in enumerate(order)}, z, rule)
   return order[pick['episode']]
+
+
+def block_pick(cell, incumbent: str, block, draws: int) -> str:
+  """What `search.rerank_incumbent='first'` keeps with `incumbent` played
+  first, on the draws in `block` of a cell measured with `draws` draws: the
+  other demonstrations must beat it by `rerank_z` paired standard errors
+  over those draws' examples."""
+  order = [incumbent] + [n for n in cell['order'] if n != incumbent]
+  vectors = {}
+  for n in order:
+    v = search_loop.unpack_correct(cell['correct'][n])
+    per = len(v) // draws
+    vectors[n] = np.concatenate([v[d * per:(d + 1) * per] for d in block])
+  return choose({n: float(vectors[n].mean()) for n in order}, vectors, order,
+                float(cell['rerank_z']), 'first')
 
 
 def measure(seed: int, targets):
@@ -218,6 +236,9 @@ def report_draws(payload, cells) -> str:
               ' | picks by draw | best on test |',
               '|---|' + '---|' * (len(order) + 2)]
     picked = {k: [] for k in ks}
+    # The paired rule needs each draw's examples, which a payload may lack.
+    paired = all('correct' in c for _, c, _ in rows)
+    firsts = {(n, k): [] for n in order for k in ks} if paired else {}
     fixed = {n: [] for n in order}
     agree = hits = pairs = singles = 0
     for seed, cell, test in rows:
@@ -235,6 +256,9 @@ def report_draws(payload, cells) -> str:
             statistics.mean(scores[n][d] for d in r), -order.index(n)))
                  for r in blocks]
         picked[k].append(statistics.mean(test[p] for p in picks))
+        for n in (order if paired else ()):
+          firsts[(n, k)].append(statistics.mean(
+              test[block_pick(cell, n, r, draws)] for r in blocks))
       for n in order:
         fixed[n].append(test[n])
       lines.append(f'| {seed} | ' + ' | '.join(
@@ -254,6 +278,10 @@ def report_draws(payload, cells) -> str:
       lines.append(f'| pick by {k} draw(s) | {statistics.mean(picked[k]):.4f}'
                    f' | {_paired(picked[k], fixed[strongest])} | '
                    f'{len(picked[k])} |')
+    for (n, k), accs in firsts.items():
+      lines.append(f'| {n} unless beaten by {rows[0][1]["rerank_z"]:g} paired '
+                   f'SE over {k} draw(s) | {statistics.mean(accs):.4f} | '
+                   f'{_paired(accs, fixed[strongest])} | {len(accs)} |')
     lines.append('')
   return '\n'.join(lines) + '\n'
 

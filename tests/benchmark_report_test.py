@@ -186,5 +186,39 @@ def testRerankStudyDraws_PicksByTheMeanOfEachBlock_AgainstTheStrongest():
       'assert "| always erk | 0.8250 | +0.00 ± 0.00 | 2 |" in md, md',
       'assert "| pick by 1 draw(s) | 0.8075 | -1.75 ± 1.77 | 2 |" in md, md',
       'assert "| pick by 2 draw(s) | 0.8100 | -1.50 ± 2.12 | 2 |" in md, md',
+      'assert "unless beaten" not in md, md  # no per-example vectors',
+      'print("checked")'])
+  _run_checked(code)
+
+
+def testRerankStudyDraws_FirstUnlessBeaten_KeepsTheIncumbentOnATie():
+  # Draw 0: lamp right on all 100 examples, erk on the first 50; draw 1:
+  # lamp on the first 51, erk on the first 50, a lead of 1 paired SE. Erk
+  # played first loses to lamp on draw 0 and over both draws but holds on
+  # draw 1 (the best score alone would take lamp there).
+  code = '\n'.join([
+      'import sys', f'sys.path.insert(0, {os.path.join(REPO, "benchmarks")!r})',
+      'import numpy as np',
+      'import rerank_study',
+      'from purl_tf import search_loop',
+      'half = np.arange(100) < 50',
+      'lamp = search_loop.pack_correct(np.concatenate([np.ones(100, bool), '
+      'np.arange(100) < 51]))',
+      'erk = search_loop.pack_correct(np.concatenate([half, half]))',
+      'cells = [{"net": "fmnist_resnet", "seed": 0, "method": m, "target": 0.98,',
+      '          "test_accuracy": a} for m, a in (("lamp", 0.81), ("erk", 0.83))]',
+      'payload = {"settings": {"order": "common", "draws": 2}, "cells": {',
+      '    "0@0.98": {"order": ["lamp", "erk"], "rerank_z": 2.0,',
+      '               "correct": {"lamp": lamp, "erk": erk},',
+      '               "draws": {"lamp": [1.0, 0.51], "erk": [0.5, 0.5]}}}}',
+      'md = rerank_study.report_draws(payload, cells)',
+      'assert "| lamp unless beaten by 2 paired SE over 1 draw(s) | 0.8100 | '
+      '-2.00 | 1 |" in md, md',
+      'assert "| lamp unless beaten by 2 paired SE over 2 draw(s) | 0.8100 | '
+      '-2.00 | 1 |" in md, md',
+      'assert "| erk unless beaten by 2 paired SE over 1 draw(s) | 0.8200 | '
+      '-1.00 | 1 |" in md, md',
+      'assert "| erk unless beaten by 2 paired SE over 2 draw(s) | 0.8100 | '
+      '-2.00 | 1 |" in md, md',
       'print("checked")'])
   _run_checked(code)
