@@ -474,9 +474,7 @@ def write_markdown(path, payload, prefix):
   nets = sorted({r['net'] for r in rows}, key=lambda n: (n != 'fmnist_cnn', n))
   for net in nets:
     net_rows = [r for r in rows if r['net'] == net]
-    digests = {r['config_digest'] for r in net_rows}
-    dense = [d for k, d in payload['dense'].items()
-             if d['net'] == net and k.rsplit('/', 1)[1] in digests]
+    dense = dense_of(payload, net_rows)
     d_mean, d_std = compare.mean_std([d['test_accuracy'] for d in dense])
     t_mean, _ = compare.mean_std([d['train_s'] for d in dense])
     lines += [f'## {net}', '',
@@ -555,9 +553,7 @@ def plots(out, prefix, payload):
         s = compare.summarize(net_rows, net, t, m)
         if s:
           stats.setdefault(m, []).append((t, s['mean'], s['std'], s['n']))
-    digests = {r['config_digest'] for r in net_rows}
-    dense = [d['test_accuracy'] for k, d in payload['dense'].items()
-             if d['net'] == net and k.rsplit('/', 1)[1] in digests]
+    dense = [d['test_accuracy'] for d in dense_of(payload, net_rows)]
     report.plot_accuracy_vs_target(
         stats, os.path.join(out, f'{prefix}{net}_accuracy_vs_target.png'),
         compare.mean_std(dense) if dense else None,
@@ -624,6 +620,20 @@ def main(argv):
             'again to continue', flush=True)
   save(missing_cells(cells, quick))
   print(f'wrote {os.path.join(_OUT.value, name)}.json/.md')
+
+
+def dense_of(payload, net_rows):
+  """The dense records of one net's cells: those keyed by a digest of the
+  cells (the free allocations share the dense net's), or, when only
+  searches ran (their digests include search settings), those of the cells'
+  seeds."""
+  net = net_rows[0]['net']
+  digests = {r['config_digest'] for r in net_rows}
+  mine = [d for k, d in payload['dense'].items()
+          if d['net'] == net and k.rsplit('/', 1)[1] in digests]
+  seeds = {r['seed'] for r in net_rows}
+  return mine or [d for d in payload['dense'].values()
+                  if d['net'] == net and d['seed'] in seeds]
 
 
 def missing_cells(cells: Cells, quick: bool):

@@ -76,6 +76,24 @@ def testReportOnly_PartialRunWithAVariantAtOneTarget(tmp_path):
     assert (tmp_path / png).exists(), png
 
 
+def testReportOnly_OnlySearchCells_FindsTheirDenseNet(tmp_path):
+  # A search's digest includes its search settings, so no cell shares the
+  # dense record's digest ('dense'): the report takes the seed's record.
+  cell = dict(_cell('purl', 0.98, 0, 0.85), config_digest='search')
+  payload = {'schema': 2, 'cells': [cell], 'dense': {
+      'fmnist_cnn/0/dense': {'net': 'fmnist_cnn', 'seed': 0,
+                             'test_accuracy': 0.8877, 'train_s': 30.0}}}
+  (tmp_path / 'fmnist.json').write_text(json.dumps(payload))
+  result = subprocess.run(
+      [sys.executable, os.path.join(REPO, 'benchmarks', 'fmnist.py'),
+       '--report_only', f'--out={tmp_path}', '--nets=fmnist_cnn'],
+      capture_output=True, text=True, env=subprocess_env(), timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  md = (tmp_path / 'fmnist.md').read_text()
+  assert 'Dense: test accuracy 0.8877' in md, md
+  assert 'training 30 s' in md, md
+
+
 def _run_checked(code):
   """Runs `code` in a fresh interpreter (the script defines its own absl
   flags); it prints 'checked' when its assertions held."""
