@@ -21,6 +21,17 @@ def _cell(method, target, seed, acc):
           'wall_over_dense_train': 1.5}
 
 
+def _report_only(tmp_path, payload):
+  """The Markdown `fmnist.py --report_only` writes for `payload`."""
+  (tmp_path / 'fmnist.json').write_text(json.dumps(payload))
+  result = subprocess.run(
+      [sys.executable, os.path.join(REPO, 'benchmarks', 'fmnist.py'),
+       '--report_only', f'--out={tmp_path}', '--nets=fmnist_cnn'],
+      capture_output=True, text=True, env=subprocess_env(), timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  return (tmp_path / 'fmnist.md').read_text()
+
+
 def testReportOnly_PartialRunWithAVariantAtOneTarget(tmp_path):
   cells = [_cell(m, t, s, 0.8 + 0.01 * s + (0.005 if m == 'purl' else 0))
            for s in (0, 1) for t in (0.9, 0.98)
@@ -43,13 +54,7 @@ def testReportOnly_PartialRunWithAVariantAtOneTarget(tmp_path):
       f'fmnist_cnn/{s}/abc': {'net': 'fmnist_cnn', 'seed': s,
                               'test_accuracy': 0.89, 'train_s': 30.0}
       for s in (0, 1)}}
-  (tmp_path / 'fmnist.json').write_text(json.dumps(payload))
-  result = subprocess.run(
-      [sys.executable, os.path.join(REPO, 'benchmarks', 'fmnist.py'),
-       '--report_only', f'--out={tmp_path}', '--nets=fmnist_cnn'],
-      capture_output=True, text=True, env=subprocess_env(), timeout=300)
-  assert result.returncode == 0, result.stderr[-3000:]
-  md = (tmp_path / 'fmnist.md').read_text()
+  md = _report_only(tmp_path, payload)
   # Paired over both seeds at 0.98: +0.5 pt every seed, zero spread.
   assert '| 0.98 | purl | +0.50 ± 0.00 pt vs lamp, 2/2 seeds' in md
   assert '| 0.90 | purl | +0.50 pt vs lamp, 1/1 seeds: **one seed**' in md
@@ -83,13 +88,7 @@ def testReportOnly_OnlySearchCells_FindsTheirDenseNet(tmp_path):
   payload = {'schema': 2, 'cells': [cell], 'dense': {
       'fmnist_cnn/0/dense': {'net': 'fmnist_cnn', 'seed': 0,
                              'test_accuracy': 0.8877, 'train_s': 30.0}}}
-  (tmp_path / 'fmnist.json').write_text(json.dumps(payload))
-  result = subprocess.run(
-      [sys.executable, os.path.join(REPO, 'benchmarks', 'fmnist.py'),
-       '--report_only', f'--out={tmp_path}', '--nets=fmnist_cnn'],
-      capture_output=True, text=True, env=subprocess_env(), timeout=300)
-  assert result.returncode == 0, result.stderr[-3000:]
-  md = (tmp_path / 'fmnist.md').read_text()
+  md = _report_only(tmp_path, payload)
   assert 'Dense: test accuracy 0.8877' in md, md
   assert 'training 30 s' in md, md
 
