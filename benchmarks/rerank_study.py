@@ -86,28 +86,32 @@ NET = 'fmnist_resnet'
 
 def choose(scores, correct, order, z, rule):
   """The demonstration `search_loop.choose_reranked` picks with incumbent
-  `rule` ('best' or 'first'), the demonstrations played in `order`."""
+  `rule` ('best' or 'first'), the demonstrations played in `order`
+  (`correct`: each one's unpacked per-example vector)."""
   cands = [{'episode': k, 'demo': True} for k in range(len(order))]
   pick = search_loop.choose_reranked(
       cands, {str(k): scores[n] for k, n in enumerate(order)},
-      {str(k): (correct[n] if isinstance(correct[n], np.ndarray) else
-                search_loop.unpack_correct(correct[n]))
-       for k, n in enumerate(order)}, z, rule)
+      {str(k): correct[n] for k, n in enumerate(order)}, z, rule)
   return order[pick['episode']]
 
 
-def block_pick(cell, incumbent: str, block, draws: int) -> str:
+def unpacked(cell):
+  """A cell's per-example vectors by demonstration, unpacked."""
+  return {n: search_loop.unpack_correct(v) for n, v in cell['correct'].items()}
+
+
+def block_pick(cell, vectors, incumbent: str, block, draws: int) -> str:
   """What `search.rerank_incumbent='first'` keeps with `incumbent` played
-  first, on the draws in `block` of a cell measured with `draws` draws: the
-  other demonstrations must beat it by `rerank_z` paired standard errors
-  over those draws' examples."""
+  first, on the draws in `block` of a cell measured with `draws` draws
+  (`vectors`: `unpacked(cell)`): the other demonstrations must beat it by
+  `rerank_z` paired standard errors over those draws' examples."""
   order = [incumbent] + [n for n in cell['order'] if n != incumbent]
-  vectors = {}
+  mine = {}
   for n in order:
-    v = search_loop.unpack_correct(cell['correct'][n])
-    per = len(v) // draws
-    vectors[n] = np.concatenate([v[d * per:(d + 1) * per] for d in block])
-  return choose({n: float(vectors[n].mean()) for n in order}, vectors, order,
+    per = len(vectors[n]) // draws
+    mine[n] = np.concatenate([vectors[n][d * per:(d + 1) * per]
+                              for d in block])
+  return choose({n: float(mine[n].mean()) for n in order}, mine, order,
                 float(cell['rerank_z']), 'first')
 
 
@@ -179,15 +183,15 @@ def report(payload, cells) -> str:
                                                       int(k.split('@')[0]))):
     seed, target = int(key.split('@')[0]), float(key.split('@')[1])
     cell = payload['cells'][key]
-    s, cor, order = cell['scores'], cell['correct'], cell['order']
-    z = {n: search_loop.paired_z(search_loop.unpack_correct(cor[n]),
-                                 search_loop.unpack_correct(cor[order[0]]))
+    s, order = cell['scores'], cell['order']
+    vectors = unpacked(cell)
+    z = {n: search_loop.paired_z(vectors[n], vectors[order[0]])
          for n in order[1:]}
     row = [f'{target:.2f}', str(seed)] + [f'{s.get(n, 0):.4f}' for n in
                                           ('lamp', 'erk', 'sensitivity')]
     row += [f'{z.get("erk", 0):+.1f}', f'{z.get("sensitivity", 0):+.1f}']
     for rule in ('best', 'first'):
-      pick = choose(s, cor, order, cell['rerank_z'], rule)
+      pick = choose(s, vectors, order, cell['rerank_z'], rule)
       acc = test_accuracy(cells, seed, target, pick)
       means.setdefault((target, rule), []).append(acc)
       row.append(f'{pick} / ' + ('?' if acc is None else f'{acc:.4f}'))
@@ -243,6 +247,7 @@ def report_draws(payload, cells) -> str:
     agree = hits = pairs = singles = 0
     for seed, cell, test in rows:
       scores = cell['draws']
+      vectors = unpacked(cell) if paired else {}
       one = [max(order, key=lambda n, d=d: (scores[n][d], -order.index(n)))
              for d in range(draws)]
       best = max(order, key=lambda n: (test[n], -order.index(n)))
@@ -258,7 +263,8 @@ def report_draws(payload, cells) -> str:
         picked[k].append(statistics.mean(test[p] for p in picks))
         for n in (order if paired else ()):
           firsts[(n, k)].append(statistics.mean(
-              test[block_pick(cell, n, r, draws)] for r in blocks))
+              test[block_pick(cell, vectors, n, r, draws)]
+              for r in blocks))
       for n in order:
         fixed[n].append(test[n])
       lines.append(f'| {seed} | ' + ' | '.join(

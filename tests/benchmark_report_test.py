@@ -208,7 +208,7 @@ def testRerankStudyDraws_PicksByTheMeanOfEachBlock_AgainstTheStrongest():
   _run_checked(code)
 
 
-def testRerankStudyDraws_FirstUnlessBeaten_KeepsTheIncumbentOnATie():
+def testRerankStudyDraws_FirstUnlessBeaten_HoldsOnALeadUnderZ():
   # Draw 0: lamp right on all 100 examples, erk on the first 50; draw 1:
   # lamp on the first 51, erk on the first 50, a lead of 1 paired SE. Erk
   # played first loses to lamp on draw 0 and over both draws but holds on
