@@ -371,6 +371,9 @@ def run_cells(cells: Cells, quick: bool, deadline: float, save):
         ft_s = summary['wall_s']['finetune']
         row = {'net': net, 'seed': seed, 'target': target, 'method': method,
                'config_digest': config_digest(config, method),
+               # Which dense record this cell pruned: a search's digest
+               # includes its search settings, so no digest names it.
+               'dense_key': dense_key,
                'test_accuracy': summary['pruned_test_accuracy'],
                'dense_test_accuracy': ctx.dense_test_accuracy,
                'sparsity': summary['reached_global_sparsity'],
@@ -623,17 +626,26 @@ def main(argv):
 
 
 def dense_of(payload, net_rows):
-  """The dense records of one net's cells: those keyed by a digest of the
-  cells (the free allocations share the dense net's), or, when only
-  searches ran (their digests include search settings), those of the cells'
-  seeds."""
+  """The dense records of one net's cells.
+
+  A cell names its record (`dense_key`); cells written before it did are
+  matched by digest (the free allocations share the dense net's) or, when
+  only searches ran (their digests include search settings), by seed, which
+  would also take a second dense net of that seed trained with other
+  settings.
+  """
   net = net_rows[0]['net']
-  digests = {r['config_digest'] for r in net_rows}
-  mine = [d for k, d in payload['dense'].items()
-          if d['net'] == net and k.rsplit('/', 1)[1] in digests]
-  seeds = {r['seed'] for r in net_rows}
-  return mine or [d for d in payload['dense'].values()
-                  if d['net'] == net and d['seed'] in seeds]
+  named = {r['dense_key'] for r in net_rows if r.get('dense_key')}
+  legacy = [r for r in net_rows if not r.get('dense_key')]
+  digests = {r['config_digest'] for r in legacy}
+  by_digest = {k for k, d in payload['dense'].items()
+               if d['net'] == net and k.rsplit('/', 1)[1] in digests}
+  seeds = {r['seed'] for r in legacy} - {
+      payload['dense'][k]['seed'] for k in by_digest}
+  by_seed = {k for k, d in payload['dense'].items()
+             if d['net'] == net and d['seed'] in seeds}
+  keys = named | by_digest | by_seed
+  return [payload['dense'][k] for k in sorted(keys) if k in payload['dense']]
 
 
 def missing_cells(cells: Cells, quick: bool):

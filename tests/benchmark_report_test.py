@@ -93,6 +93,20 @@ def testReportOnly_OnlySearchCells_FindsTheirDenseNet(tmp_path):
   assert 'training 30 s' in md, md
 
 
+def testReportOnly_CellsNameTheirDenseNet_AnotherOfTheSeedIsLeftOut(tmp_path):
+  # Two dense nets of seed 0, trained with different settings; the search
+  # cells name the first. Matching by seed would average both (0.8850).
+  cells = [dict(_cell('purl', t, 0, 0.85), config_digest='search',
+                dense_key='fmnist_cnn/0/dense1') for t in (0.9, 0.98)]
+  payload = {'schema': 2, 'cells': cells, 'dense': {
+      'fmnist_cnn/0/dense1': {'net': 'fmnist_cnn', 'seed': 0,
+                              'test_accuracy': 0.8800, 'train_s': 30.0},
+      'fmnist_cnn/0/dense2': {'net': 'fmnist_cnn', 'seed': 0,
+                              'test_accuracy': 0.8900, 'train_s': 90.0}}}
+  md = _report_only(tmp_path, payload)
+  assert 'Dense: test accuracy 0.8800 ± 0.0000 (1), training 30 s' in md, md
+
+
 def _run_checked(code):
   """Runs `code` in a fresh interpreter (the script defines its own absl
   flags); it prints 'checked' when its assertions held."""
