@@ -63,7 +63,7 @@ sys.path.insert(0, REPO)
 import purl_tf  # pylint: disable=g-import-not-at-top,unused-import
 from purl_tf import allocation, cli_errors, config_defaults, experiment
 from purl_tf import io_utils
-from purl_tf import search_loop
+from purl_tf import rerank, search_loop
 from purl_tf.compat import keras
 
 _SEEDS = flags.DEFINE_list('seeds', ['0', '1', '2', '3', '4'], 'Seeds.')
@@ -74,7 +74,7 @@ _WORKDIR = flags.DEFINE_string('workdir', '/tmp/purl_bench', 'Run outputs.')
 _DENSE_CACHE = flags.DEFINE_string(
     'dense_cache', os.path.join(REPO, 'benchmarks', 'dense_cache'),
     'The benchmark\'s dense weights (the study refuses to train new ones).')
-_ORDER = flags.DEFINE_enum('order', 'candidate', search_loop.RERANK_ORDERS,
+_ORDER = flags.DEFINE_enum('order', 'candidate', rerank.ORDERS,
                            'search.rerank_order of the re-scoring.')
 _DRAWS = flags.DEFINE_integer('draws', 1, 'Draws per demonstration, each '
                               'kept apart.', lower_bound=1)
@@ -85,11 +85,11 @@ NET = 'fmnist_resnet'
 
 
 def choose(scores, correct, order, z, rule):
-  """The demonstration `search_loop.choose_reranked` picks with incumbent
+  """The demonstration `rerank.choose` picks with incumbent
   `rule` ('best' or 'first'), the demonstrations played in `order`
   (`correct`: each one's unpacked per-example vector)."""
   cands = [{'episode': k, 'demo': True} for k in range(len(order))]
-  pick = search_loop.choose_reranked(
+  pick = rerank.choose(
       cands, {str(k): scores[n] for k, n in enumerate(order)},
       {str(k): correct[n] for k, n in enumerate(order)}, z, rule)
   return order[pick['episode']]
@@ -97,7 +97,7 @@ def choose(scores, correct, order, z, rule):
 
 def unpacked(cell):
   """A cell's per-example vectors by demonstration, unpacked."""
-  return {n: search_loop.unpack_correct(v) for n, v in cell['correct'].items()}
+  return {n: rerank.unpack_correct(v) for n, v in cell['correct'].items()}
 
 
 def block_pick(cell, vectors, incumbent: str, block, draws: int) -> str:
@@ -153,11 +153,11 @@ def measure(seed: int, targets):
       cell['draws'] = {}
     for k, name in enumerate(demos):
       # As the search's re-ranking: demonstration k is played as episode k.
-      vectors = [search_loop.rerank_correct(env, demos[name], config, k, [d])
+      vectors = [rerank.correct_per_example(env, demos[name], config, k, [d])
                  for d in range(_DRAWS.value)]
       correct = np.concatenate(vectors)
       cell['scores'][name] = float(correct.mean()) if len(correct) else 0.0
-      cell['correct'][name] = search_loop.pack_correct(correct)
+      cell['correct'][name] = rerank.pack_correct(correct)
       if 'draws' in cell:
         cell['draws'][name] = [float(v.mean()) for v in vectors]
       print(f'seed {seed} @{target} {name}: {cell["scores"][name]:.4f}' +
@@ -185,7 +185,7 @@ def report(payload, cells) -> str:
     cell = payload['cells'][key]
     s, order = cell['scores'], cell['order']
     vectors = unpacked(cell)
-    z = {n: search_loop.paired_z(vectors[n], vectors[order[0]])
+    z = {n: rerank.paired_z(vectors[n], vectors[order[0]])
          for n in order[1:]}
     row = [f'{target:.2f}', str(seed)] + [f'{s.get(n, 0):.4f}' for n in
                                           ('lamp', 'erk', 'sensitivity')]

@@ -162,7 +162,7 @@ def base_config() -> ml_collections.ConfigDict:
   # Re-ranking: the order of its fine-tune batches. 'candidate': each
   # candidate's own (seeded by its episode); 'common': one order shared by
   # every candidate, so their difference is not also a difference of batch
-  # orders (see search_loop.rerank_correct).
+  # orders (see rerank.correct_per_example).
   c.search.rerank_order = 'candidate'
   # Re-ranking: short fine-tunes per candidate, each in another batch order;
   # the score is their mean (each costs rerank_ramp_steps + hold_steps).

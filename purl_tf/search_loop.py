@@ -21,10 +21,8 @@ With a `workdir`, the loop writes:
 and `save_policy()` adds policy.json and greedy_policy/ (PolicySaver).
 """
 
-import base64
 import dataclasses
 import json
-import math
 import os
 import time
 import warnings
@@ -38,6 +36,7 @@ from tf_agents.utils import common
 from purl_tf import agent as agent_lib
 from purl_tf import env as env_lib
 from purl_tf import allocation, io_utils, policy as policy_lib, progress, pruning
+from purl_tf import rerank as rerank_lib
 from purl_tf import reward as reward_lib
 from purl_tf.compat import keras, tf
 
@@ -56,7 +55,7 @@ class SearchState:
   candidates: list = dataclasses.field(default_factory=list)
   reranked: dict = dataclasses.field(default_factory=dict)
   # Which reward examples each candidate classified right after its ramp
-  # (`pack_correct`), for the paired test of `choose_reranked`.
+  # (`rerank.pack_correct`), for the paired test of `rerank.choose`.
   reranked_correct: dict = dataclasses.field(default_factory=dict)
   # Demonstrations that needed a measurement (sensitivity): {name:
   # allocation}, so a resumed search plays what it scanned before.
@@ -68,152 +67,6 @@ SELECT_RULES = ('final_accuracy', 'return')
 # and sensitivity, which the search measures with its own environment
 # (`PruningEnv.sensitivity_scan`) before the first episode.
 REFERENCE_METHODS = allocation.FREE_METHODS + ('sensitivity',)
-
-
-def pack_correct(correct: np.ndarray) -> str:
-  """A boolean vector as compact JSON-safe text (base64 of its bits)."""
-  bits = np.packbits(np.asarray(correct, bool))
-  return f'{len(correct)}:' + base64.b64encode(bits.tobytes()).decode('ascii')
-
-
-def unpack_correct(text: str) -> np.ndarray:
-  n, data = text.split(':', 1)
-  bits = np.frombuffer(base64.b64decode(data), np.uint8)
-  return np.unpackbits(bits)[:int(n)].astype(bool)
-
-
-def paired_z(challenger: np.ndarray, incumbent: np.ndarray) -> float:
-  """How many standard errors the challenger's accuracy is above the
-  incumbent's on the same examples (inf when they never disagree but the
-  challenger is higher, 0 when equal)."""
-  d = challenger.astype(float) - incumbent.astype(float)
-  mean = float(d.mean())
-  if mean == 0.0:
-    return 0.0
-  se = float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else 0.0
-  return mean / se if se > 0 else math.copysign(math.inf, mean)
-
-
-RERANK_INCUMBENTS = ('best', 'first')
-
-
-RERANK_ORDERS = ('candidate', 'common')
-
-
-def rerank_seed(seed: int, episode: Optional[int], draw: int = 0) -> int:
-  """The fine-tune batch order seed of one draw of the re-ranking.
-
-  Args:
-    seed: the config's seed.
-    episode: the candidate's episode (`search.rerank_order='candidate'`: its
-      own order, so a resumed search scores it alike), or None for the
-      order every candidate shares (`'common'`).
-    draw: which of the `search.rerank_draws` draws (0 is the first; with an
-      episode, draw 0 is the seed every earlier search used).
-
-  Returns:
-    The seed.
-  """
-  base = int(seed) * 100_003 + 50_000
-  if episode is None:
-    return base - 1 - int(draw)
-  return base + int(episode) + 1_000 * int(draw)
-
-
-def rerank_correct(env: env_lib.PruningEnv, sparsity_map: Dict[str, float],
-                   config, episode: int,
-                   draws: Optional[List[int]] = None) -> np.ndarray:
-  """Which reward examples a candidate classifies right after each draw of
-  the re-ranking's short fine-tune, the draws' vectors end to end.
-
-  With `search.rerank_order='common'` every candidate is fine-tuned on the
-  same batches in the same order (common random numbers): the batch order
-  moves the proxy by up to 1.5 pt at 95-98% on fmnist_resnet
-  (benchmarks/results/rerank_fmnist_resnet.md), and a shared order takes
-  the part of that every allocation shares out of their difference. Each of
-  `search.rerank_draws` draws is another order; the paired test of
-  `choose_reranked` then pairs example e of draw d across candidates.
-
-  Args:
-    env: the search's environment (reset after each draw's fine-tune).
-    sparsity_map: the candidate's allocation.
-    config: the purl_tf config (search.rerank_* keys).
-    episode: the candidate's episode number.
-    draws: which draws (default: the first `search.rerank_draws`), e.g. one
-      at a time for benchmarks/rerank_study.py.
-
-  Returns:
-    A boolean vector, one draw's evaluated reward examples after another.
-  """
-  c = config.search
-  common = str(c.rerank_order) == 'common'
-  out = []
-  for draw in (range(int(c.rerank_draws)) if draws is None else draws):
-    order = rerank_seed(config.seed, None if common else episode, draw)
-    if common:
-      # The shuffle's order also depends on TensorFlow's global seed, which
-      # the last episode set: fixed here so that the order is the same for
-      # every candidate and on a resumed search.
-      tf.random.set_seed(order)
-    env.reseed(order)
-    out.append(np.asarray(env.ramp_accuracy(
-        dict(sparsity_map), int(c.rerank_ramp_steps),
-        int(c.rerank_hold_steps), per_example=True), bool))
-  return np.concatenate(out) if out else np.zeros(0, bool)
-
-
-def choose_reranked(candidates: List[dict], accuracy: Dict[str, float],
-                    correct: Dict[str, np.ndarray], z: float,
-                    incumbent: str = 'best') -> dict:
-  """The re-ranking's result: the incumbent demonstration, unless another
-  candidate beats it by more than `z` standard errors of the paired
-  difference on the reward examples (then the best such candidate).
-
-  A free allocation is what the user would otherwise get: an episode that
-  scores a few tenths of a point higher on one short fine-tune and one
-  evaluation is within that measurement's noise (on fmnist_cnn at 90%,
-  +0.3 pt on the reward split tested 0.56 pt below LAMP). `z=0` takes the
-  best score. Without demonstrations, the best score.
-
-  Args:
-    candidates: as `SearchState.candidates` (with 'episode' and 'demo').
-    accuracy: re-ranking accuracy by str(episode).
-    correct: per-example correctness by str(episode) (may lack some: those
-      compete by accuracy alone, as with `z=0`).
-    z: the threshold, >= 0.
-    incumbent: 'best': the best-scoring demonstration, which only agent
-      episodes must beat by `z`; 'first': the first demonstration played
-      (the first of `search.references`), which every other candidate,
-      demonstration or not, must beat by `z`.
-
-  Raises:
-    ValueError: an `incumbent` not in `RERANK_INCUMBENTS`.
-  """
-  if incumbent not in RERANK_INCUMBENTS:
-    raise ValueError(f'unknown re-ranking incumbent {incumbent!r}; one of '
-                     f'{RERANK_INCUMBENTS}')
-
-  def acc(c):
-    return (accuracy[str(c['episode'])], -c['episode'])
-
-  best = max(candidates, key=acc)
-  demos = [c for c in candidates if c['demo']]
-  if not demos or z <= 0 or (best['demo'] and incumbent == 'best'):
-    return best
-  held = (max(demos, key=acc) if incumbent == 'best' else
-          min(demos, key=lambda c: c['episode']))
-  inc = correct.get(str(held['episode']))
-  winners = []
-  for c in candidates:
-    if c is held or acc(c) <= acc(held) or (c['demo'] and
-                                            incumbent == 'best'):
-      continue
-    mine = correct.get(str(c['episode']))
-    if inc is None or mine is None or len(mine) != len(inc):
-      winners.append(c)
-    elif paired_z(mine, inc) > z:
-      winners.append(c)
-  return max(winners, key=acc) if winners else held
 
 
 def build_env(model: keras.Model, train_ds, reward_ds, config,
@@ -272,12 +125,12 @@ def check_config(config):
                      'and search.rerank_ramp_steps >= 10')
   if not float(c.search.rerank_z) >= 0.0:
     raise ValueError(f'search.rerank_z must be >= 0, got {c.search.rerank_z}')
-  if str(c.search.rerank_incumbent) not in RERANK_INCUMBENTS:
+  if str(c.search.rerank_incumbent) not in rerank_lib.INCUMBENTS:
     raise ValueError('search.rerank_incumbent must be one of '
-                     f'{RERANK_INCUMBENTS}, got {c.search.rerank_incumbent!r}')
-  if str(c.search.rerank_order) not in RERANK_ORDERS:
+                     f'{rerank_lib.INCUMBENTS}, got {c.search.rerank_incumbent!r}')
+  if str(c.search.rerank_order) not in rerank_lib.ORDERS:
     raise ValueError('search.rerank_order must be one of '
-                     f'{RERANK_ORDERS}, got {c.search.rerank_order!r}')
+                     f'{rerank_lib.ORDERS}, got {c.search.rerank_order!r}')
   if int(c.search.rerank_draws) < 1:
     raise ValueError('search.rerank_draws must be >= 1, got '
                      f'{c.search.rerank_draws}')
@@ -560,10 +413,10 @@ class SearchLoop:
       if key in state.reranked:
         continue
       t0 = time.perf_counter()
-      correct = rerank_correct(self.env, self.allocation_of(cand), c,
+      correct = rerank_lib.correct_per_example(self.env, self.allocation_of(cand), c,
                                cand['episode'])
       state.reranked[key] = float(np.mean(correct)) if len(correct) else 0.0
-      state.reranked_correct[key] = pack_correct(correct)
+      state.reranked_correct[key] = rerank_lib.pack_correct(correct)
       state.search_s += time.perf_counter() - t0
       if self.workdir:
         io_utils.write_json_atomic(self._path('search_state.json'),
@@ -573,9 +426,10 @@ class SearchLoop:
         print(f're-rank {kind} {cand["episode"] + 1}: ramp accuracy '
               f'{state.reranked[key]:.4f} ({time.perf_counter() - t0:.1f}s)',
               flush=True)
-    best = choose_reranked(
+    best = rerank_lib.choose(
         state.candidates, state.reranked,
-        {k: unpack_correct(v) for k, v in state.reranked_correct.items()},
+        {k: rerank_lib.unpack_correct(v)
+         for k, v in state.reranked_correct.items()},
         float(c.search.rerank_z), str(c.search.rerank_incumbent))
     state.best = {k: v for k, v in best.items() if k != 'demo'}
     state.best['ramp_accuracy'] = state.reranked[str(best['episode'])]

@@ -231,11 +231,11 @@ def testRerankStudyDraws_FirstUnlessBeaten_HoldsOnALeadUnderZ():
       'import sys', f'sys.path.insert(0, {os.path.join(REPO, "benchmarks")!r})',
       'import numpy as np',
       'import rerank_study',
-      'from purl_tf import search_loop',
+      'from purl_tf import rerank',
       'half = np.arange(100) < 50',
-      'lamp = search_loop.pack_correct(np.concatenate([np.ones(100, bool), '
+      'lamp = rerank.pack_correct(np.concatenate([np.ones(100, bool), '
       'np.arange(100) < 51]))',
-      'erk = search_loop.pack_correct(np.concatenate([half, half]))',
+      'erk = rerank.pack_correct(np.concatenate([half, half]))',
       'cells = [{"net": "fmnist_resnet", "seed": 0, "method": m, "target": 0.98,',
       '          "test_accuracy": a} for m, a in (("lamp", 0.81), ("erk", 0.83))]',
       'payload = {"settings": {"order": "common", "draws": 2}, "cells": {',

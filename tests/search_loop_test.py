@@ -5,7 +5,6 @@ Seeded by conftest (numpy, Python, TensorFlow) and the config's seed.
 """
 
 import errno
-import math
 import os
 from unittest import mock
 
@@ -13,7 +12,7 @@ import numpy as np
 import pytest
 
 from purl_tf import (allocation, config_defaults, io_utils, models, pruning,
-                     search_loop, train)
+                     rerank, search_loop, train)
 from purl_tf.compat import keras
 from tests.conftest import tiny_search_config
 
@@ -257,13 +256,12 @@ def testRerank_ScoresDemosAndTheBestOthers_PicksByThePairedRule(
   assert sorted((x['final_accuracy'] for x in others), reverse=True) == (
       scores[:len(others)])
   assert set(state.reranked) == {str(x['episode']) for x in state.candidates}
-  correct = {k: search_loop.unpack_correct(v)
+  correct = {k: rerank.unpack_correct(v)
              for k, v in state.reranked_correct.items()}
   assert set(correct) == set(state.reranked)
   for k, v in correct.items():  # the accuracy is the mean of the vector
     assert state.reranked[k] == pytest.approx(v.mean())
-  best = search_loop.choose_reranked(state.candidates, state.reranked,
-                                     correct, z)
+  best = rerank.choose(state.candidates, state.reranked, correct, z)
   if z == 0.0:
     assert best == max(state.candidates,
                        key=lambda x: state.reranked[str(x['episode'])])
@@ -299,21 +297,13 @@ def testRerankCommonOrder_SameAllocation_SameScoreWhateverTheGlobalSeed(
   vectors = []
   for episode in (0, 3):
     keras.utils.set_random_seed(next(tf_seeds))
-    vectors.append(search_loop.rerank_correct(env, lamp, config, episode))
+    vectors.append(rerank.correct_per_example(env, lamp, config, episode))
   n = len(vectors[0]) // 2
   assert n > 0 and len(vectors[0]) == 2 * n
   np.testing.assert_array_equal(vectors[0], vectors[1])
   # Two draws are two batch orders: the model after each differs, and so
   # (on this tiny net, at 80%) does which examples it gets right.
   assert (vectors[0][:n] != vectors[0][n:]).any()
-
-
-def testRerankSeed_CandidateOrdersDiffer_CommonDrawsDiffer_OldSeedKept():
-  seed = search_loop.rerank_seed
-  assert seed(3, 5) == 3 * 100_003 + 50_005  # what earlier searches used
-  orders = {seed(3, e, d) for e in (0, 1, 2) for d in (0, 1)}
-  orders |= {seed(3, None, d) for d in (0, 1, 2)}
-  assert len(orders) == 9
 
 
 @pytest.fixture(scope='module')
@@ -394,100 +384,3 @@ def testDiskFullMidSearch_LeavesTheWorkdirResumable(dense, splits, tmp_path):
   loop.run()
   rows = io_utils.read_jsonl(os.path.join(workdir, 'episodes.jsonl'))
   assert [r['episode'] for r in rows] == [0, 1, 2]
-
-
-def _cand(episode, demo):
-  return {'episode': episode, 'demo': demo}
-
-
-def testChooseReranked_EpisodeWithinNoise_KeepsTheBestDemonstration():
-  rng = np.random.RandomState(0)
-  demo = rng.rand(5000) < 0.88
-  episode = demo.copy()
-  # They disagree on 300 examples, the episode right on 158 of them:
-  # +0.32 pt, about one standard error of the paired difference.
-  idx = rng.choice(5000, 300, replace=False)
-  demo[idx[:158]], episode[idx[:158]] = False, True
-  demo[idx[158:]], episode[idx[158:]] = True, False
-  acc = {'0': demo.mean(), '1': 0.80, '5': episode.mean()}
-  assert acc['5'] > acc['0']
-  correct = {'0': demo, '5': episode}
-  cands = [_cand(0, True), _cand(1, True), _cand(5, False)]
-  z = search_loop.paired_z(episode, demo)
-  assert 0 < z < 2
-  assert search_loop.choose_reranked(cands, acc, correct, 2.0)['episode'] == 0
-  assert search_loop.choose_reranked(cands, acc, correct, 0.0)['episode'] == 5
-
-
-def testChooseReranked_EpisodeClearlyBetter_ReplacesTheDemonstration():
-  demo = np.zeros(1000, bool)
-  demo[:800] = True
-  episode = demo.copy()
-  episode[800:850] = True  # +5 pt, never worse
-  acc = {'0': demo.mean(), '3': episode.mean()}
-  cands = [_cand(0, True), _cand(3, False)]
-  assert search_loop.paired_z(episode, demo) > 7
-  assert search_loop.choose_reranked(
-      cands, acc, {'0': demo, '3': episode}, 2.0)['episode'] == 3
-
-
-def _disagreeing(n_diff, challenger_right, n=5000, seed=0):
-  """Two correctness vectors that disagree on `n_diff` examples, the
-  challenger right on `challenger_right` of them."""
-  rng = np.random.RandomState(seed)
-  first = rng.rand(n) < 0.85
-  other = first.copy()
-  idx = rng.choice(n, n_diff, replace=False)
-  first[idx[:challenger_right]], other[idx[:challenger_right]] = False, True
-  first[idx[challenger_right:]], other[idx[challenger_right:]] = True, False
-  return first, other
-
-
-def testChooseReranked_FirstIncumbent_ADemonstrationWithinNoiseDoesNotDisplaceIt():
-  # ERK scores +0.32 pt over LAMP on the reward split, about one standard
-  # error: 'best' takes ERK, 'first' keeps LAMP (the first reference).
-  lamp, erk = _disagreeing(300, 158)
-  acc = {'0': lamp.mean(), '1': erk.mean()}
-  correct = {'0': lamp, '1': erk}
-  cands = [_cand(0, True), _cand(1, True)]
-  assert 0 < search_loop.paired_z(erk, lamp) < 2
-  assert search_loop.choose_reranked(cands, acc, correct, 2.0)['episode'] == 1
-  assert search_loop.choose_reranked(cands, acc, correct, 2.0,
-                                     'first')['episode'] == 0
-  assert search_loop.choose_reranked(cands, acc, correct, 0.0,
-                                     'first')['episode'] == 1
-
-
-def testChooseReranked_FirstIncumbent_ClearWinnersCompeteOnScore():
-  # Demonstration 1 (+3 pt) and episode 5 (+4 pt) both beat demonstration 0
-  # by far more than 2 standard errors: the higher score wins.
-  first = np.zeros(1000, bool)
-  first[:800] = True
-  demo, episode = first.copy(), first.copy()
-  demo[800:830] = True
-  episode[800:840] = True
-  acc = {'0': first.mean(), '1': demo.mean(), '5': episode.mean()}
-  assert acc['5'] > acc['1'] > acc['0']
-  correct = {'0': first, '1': demo, '5': episode}
-  cands = [_cand(0, True), _cand(1, True), _cand(5, False)]
-  assert search_loop.choose_reranked(cands, acc, correct, 2.0,
-                                     'first')['episode'] == 5
-  with pytest.raises(ValueError, match='incumbent'):
-    search_loop.choose_reranked(cands, acc, correct, 2.0, 'last')
-
-
-def testChooseReranked_NoDemonstrations_BestScore():
-  acc = {'2': 0.5, '4': 0.6}
-  cands = [_cand(2, False), _cand(4, False)]
-  assert search_loop.choose_reranked(cands, acc, {}, 2.0)['episode'] == 4
-
-
-def testPackCorrect_RoundTrips():
-  v = np.random.RandomState(1).rand(37) < 0.5
-  assert (search_loop.unpack_correct(search_loop.pack_correct(v)) == v).all()
-
-
-def testPairedZ_EqualOrIdentical_IsZero_AllBetterEverywhere_IsInfinite():
-  a = np.array([True, False, True])
-  assert search_loop.paired_z(a, a) == 0.0
-  assert search_loop.paired_z(np.ones(4, bool), np.zeros(4, bool)) == math.inf
