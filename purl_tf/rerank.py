@@ -20,7 +20,6 @@ import numpy as np
 from purl_tf import env as env_lib
 from purl_tf.compat import tf
 
-# search.rerank_incumbent: which demonstration others must beat.
 def pack_correct(correct: np.ndarray) -> str:
   """A boolean vector as compact JSON-safe text (base64 of its bits)."""
   bits = np.packbits(np.asarray(correct, bool))
@@ -45,6 +44,7 @@ def paired_z(challenger: np.ndarray, incumbent: np.ndarray) -> float:
   return mean / se if se > 0 else math.copysign(math.inf, mean)
 
 
+# search.rerank_incumbent: which demonstration the others must beat.
 INCUMBENTS = ('best', 'first')
 # search.rerank_order: each candidate's own batch order, or one for all.
 ORDERS = ('candidate', 'common')
@@ -70,9 +70,9 @@ def draw_seed(seed: int, episode: Optional[int], draw: int = 0) -> int:
   return base + int(episode) + 1_000 * int(draw)
 
 
-def correct_per_example(env: env_lib.PruningEnv, sparsity_map: Dict[str, float],
-                   config, episode: int,
-                   draws: Optional[List[int]] = None) -> np.ndarray:
+def correct_per_example(env: env_lib.PruningEnv,
+                        sparsity_map: Dict[str, float], config, episode: int,
+                        draws: Optional[List[int]] = None) -> np.ndarray:
   """Which reward examples a candidate classifies right after each draw of
   the re-ranking's short fine-tune, the draws' vectors end to end.
 
@@ -113,8 +113,8 @@ def correct_per_example(env: env_lib.PruningEnv, sparsity_map: Dict[str, float],
 
 
 def choose(candidates: List[dict], accuracy: Dict[str, float],
-                    correct: Dict[str, np.ndarray], z: float,
-                    incumbent: str = 'best') -> dict:
+           correct: Dict[str, np.ndarray], z: float,
+           incumbent: str = 'best') -> dict:
   """The re-ranking's result: the incumbent demonstration, unless another
   candidate beats it by more than `z` standard errors of the paired
   difference on the reward examples (then the best such candidate).
