@@ -150,6 +150,19 @@ def config_digest(config, method: str = 'purl') -> str:
   return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+def cell_digest(config, method: str) -> str:
+  """The digest of the settings a cell of `method` runs with.
+
+  A search variant's (`--variant`) overrides are part of it, so a variant
+  whose settings change is measured again, and one whose settings are the
+  default search's has the default's digest. The target is not (it is part
+  of the cell's key): the overrides are applied at the config's own.
+  """
+  if method.startswith('purl'):
+    config = method_config(config, method, config.prune.sparsity)
+  return config_digest(config, method)
+
+
 def check_methods(methods):
   """Refuses an unknown --methods entry before anything runs.
 
@@ -299,7 +312,7 @@ def run_cells(cells: Cells, quick: bool, deadline: float, save):
     for seed in seeds:
       config = net_config(net, quick, seed)
       todo = [(t, m) for t, m in requested(targets)
-              if cells.find(net, seed, t, m, config_digest(config, m)) is None]
+              if cells.find(net, seed, t, m, cell_digest(config, m)) is None]
       if not todo:
         continue
       if time.time() > deadline:
@@ -370,7 +383,7 @@ def run_cells(cells: Cells, quick: bool, deadline: float, save):
                                     method=method, verbose=0)
         ft_s = summary['wall_s']['finetune']
         row = {'net': net, 'seed': seed, 'target': target, 'method': method,
-               'config_digest': config_digest(config, method),
+               'config_digest': cell_digest(config, method),
                # Which dense record this cell pruned: a search's digest
                # includes its search settings, so no digest names it.
                'dense_key': dense_key,
@@ -656,7 +669,7 @@ def missing_cells(cells: Cells, quick: bool):
     for seed in seeds:
       config = net_config(net, quick, seed)
       out += [f'{net}/{seed}/{t}/{m}' for t, m in requested(targets)
-              if cells.find(net, seed, t, m, config_digest(config, m)) is None]
+              if cells.find(net, seed, t, m, cell_digest(config, m)) is None]
   return out
 
 

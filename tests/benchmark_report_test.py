@@ -180,6 +180,31 @@ def testConfigDigest_AnOptionAddedAtItsOldBehaviour_KeepsTheCellsDigest():
   _run_checked(code)
 
 
+def testCellDigest_AVariantIsKeyedByItsOwnSettings():
+  # A variant's cells are keyed by the settings it ran with: changing its
+  # overrides under the same name measures it again, and a variant whose
+  # settings are the default search's shares the default's digest.
+  code = '\n'.join([
+      'import sys', f'sys.path.insert(0, {os.path.join(REPO, "benchmarks")!r})',
+      'import fmnist',
+      'from purl_tf import config_defaults',
+      'fmnist.flags.FLAGS(["x", "--variant=few:search.episodes=3",',
+      '                    "--variant=more:search.episodes=4",',
+      '                    "--variant=refs:search.references=lamp,erk"])',
+      'config = config_defaults.base_config()',
+      'default = fmnist.cell_digest(config, "purl")',
+      'assert default == fmnist.config_digest(config, "purl")',
+      'few, more = (fmnist.cell_digest(config, m) for m in ("purl_few", "purl_more"))',
+      'assert len({default, few, more}) == 3, (default, few, more)',
+      'same = config_defaults.base_config()',
+      'same.search.references = "lamp,erk"',
+      'assert fmnist.cell_digest(config, "purl_refs") == fmnist.cell_digest(same, "purl")',
+      '# A free allocation reads no search setting.',
+      'assert fmnist.cell_digest(config, "lamp") == fmnist.config_digest(config, "lamp")',
+      'print("checked")'])
+  _run_checked(code)
+
+
 def testSplitOverrides_AListValue_StaysOneItem():
   code = '\n'.join([
       'import sys', f'sys.path.insert(0, {os.path.join(REPO, "benchmarks")!r})',
