@@ -171,6 +171,16 @@ def base_config() -> ml_collections.ConfigDict:
   # Re-ranking: short fine-tunes per candidate, each in another batch order;
   # the score is their mean (each costs rerank_ramp_steps + hold_steps).
   c.search.rerank_draws = 1
+  # Finalists (0: off): the N best candidates of the re-ranking (all of them
+  # when there are no more; the short re-ranking is then skipped) each get
+  # the final fine-tune itself and are scored on the whole reward split; the
+  # chosen one is the result, its fine-tuned net exported as it is, so this
+  # costs N-1 final fine-tunes more (purl_tf/finalists.py). The choice is
+  # rerank.choose's, with search.rerank_incumbent and finalist_z.
+  c.search.finalists = 0
+  # Finalists: paired standard errors by which an agent episode must beat
+  # the incumbent demonstration (0: the best score wins).
+  c.search.finalist_z = 2.0
   # Rescale the best episode to meet the target exactly (the grid and clamp
   # overshoot it), so methods are compared at one sparsity.
   c.search.fit_to_target = True
@@ -259,6 +269,7 @@ def paper_faithful(config: ml_collections.ConfigDict) -> ml_collections.ConfigDi
   config.search.final_eval_batches = -1
   config.search.final_finetune_steps = 0
   config.search.rerank = 0
+  config.search.finalists = 0
   config.agent.gamma = 0.9
   return config
 
@@ -352,6 +363,7 @@ def imagenet_smoke(config: ml_collections.ConfigDict, episodes: int):
   # seconds on a CPU, and the Fashion-MNIST smoke runs cover both.
   config.search.references = 'lamp'
   config.search.rerank = 0
+  config.search.finalists = 0
   return config
 
 

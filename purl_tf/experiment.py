@@ -273,30 +273,39 @@ def prepare(config, workdir: str, verbose: int = 2,
                  lr_scale)
 
 
-def finish(ctx: Context, sparsity_map: Dict[str, float], *, target: float,
-           method: str, verbose: int = 2, extra: Optional[dict] = None,
-           started: Optional[float] = None,
-           backup_dir: Optional[str] = None) -> dict:
-  """Final fine-tune of `sparsity_map`, test evaluation, strip and export.
+@dataclasses.dataclass
+class FineTuned:
+  """A pruned net after the final fine-tune: stripped, its BatchNormalization
+  statistics re-estimated, compiled in the context's strategy scope."""
+  model: keras.Model
+  sparsity_map: Dict[str, float]
+  wall_s: float
 
-  Writes `summary.json` and `export/` in the workdir.
+
+def final_finetune(ctx: Context, sparsity_map: Dict[str, float], *,
+                   method: str, target: float, verbose: int = 2,
+                   backup_dir: Optional[str] = None) -> FineTuned:
+  """The final fine-tune every allocation gets, up to the stripped net.
+
+  Deterministic for a given context and allocation (on CPU, with
+  `deterministic`): it reseeds and reads a fresh training pipeline, so
+  fine-tuning an allocation twice gives the same weights, whatever ran in
+  between (the search's finalists rely on it).
 
   Args:
     ctx: from `prepare()`.
     sparsity_map: `{layer_name: sparsity}` to reach.
-    target: the global target it was chosen for (reported).
-    method: the allocation's name (reported).
+    method: the allocation's name (progress output).
+    target: the global target (progress output).
     verbose: Keras progress output.
-    extra: more fields for the summary.
-    started: `time.perf_counter()` at the run's start, for the total wall time.
     backup_dir: when set, Keras `BackupAndRestore` keeps the fine-tune's
       progress there, so a restarted (multi-worker) run resumes it.
 
   Returns:
-    The summary dict.
+    The fine-tuned, stripped net.
 
   Raises:
-    train.NonFiniteLossError: the final fine-tune diverged.
+    train.NonFiniteLossError: the fine-tune diverged.
   """
   cfg = ctx.config
   ft = cfg.finetune
@@ -330,6 +339,48 @@ def finish(ctx: Context, sparsity_map: Dict[str, float], *, target: float,
   # moving averages follow: re-estimate them for the net that is exported.
   batchnorm.recalibrate(stripped, train_ds, int(ft.bn_batches),
                         ctx.strategy)
+  return FineTuned(stripped, dict(sparsity_map), result['wall_s'])
+
+
+def finish(ctx: Context, sparsity_map: Dict[str, float], *, target: float,
+           method: str, verbose: int = 2, extra: Optional[dict] = None,
+           started: Optional[float] = None,
+           backup_dir: Optional[str] = None,
+           finetuned: Optional[FineTuned] = None) -> dict:
+  """Final fine-tune of `sparsity_map`, test evaluation, strip and export.
+
+  Writes `summary.json` and `export/` in the workdir.
+
+  Args:
+    ctx: from `prepare()`.
+    sparsity_map: `{layer_name: sparsity}` to reach.
+    target: the global target it was chosen for (reported).
+    method: the allocation's name (reported).
+    verbose: Keras progress output.
+    extra: more fields for the summary.
+    started: `time.perf_counter()` at the run's start, for the total wall time.
+    backup_dir: when set, Keras `BackupAndRestore` keeps the fine-tune's
+      progress there, so a restarted (multi-worker) run resumes it.
+    finetuned: `final_finetune(ctx, sparsity_map)`'s result when the caller
+      has already run it (the search's finalists); not run again.
+
+  Returns:
+    The summary dict.
+
+  Raises:
+    train.NonFiniteLossError: the final fine-tune diverged.
+    ValueError: `finetuned` holds another allocation.
+  """
+  cfg = ctx.config
+  if finetuned is None:
+    finetuned = final_finetune(ctx, sparsity_map, method=method,
+                               target=target, verbose=verbose,
+                               backup_dir=backup_dir)
+  elif finetuned.sparsity_map != dict(sparsity_map):
+    raise ValueError('finish(): the fine-tuned net was pruned to another '
+                     'allocation than sparsity_map')
+  stripped = finetuned.model
+  result = {'wall_s': finetuned.wall_s}
   # Test evaluation, export and size measurement each take minutes at
   # ImageNet size: say what is running.
   print('evaluating on the test split', flush=True)

@@ -93,7 +93,8 @@ def search(model: keras.Model, train_ds, reward_ds, config=None, *,
     The best `Policy` found (it meets the sparsity budget).
 
   Raises:
-    ValueError: a subclassed model, no prunable layer, bad config values,
+    ValueError: a subclassed model, no prunable layer, bad config values
+      (`search.finalists` > 0 among them: it needs the final fine-tune),
       or datasets that are not batched (image, integer label) pipelines of
       the model's input shape (`check_dataset`).
   """
@@ -104,6 +105,14 @@ def search(model: keras.Model, train_ds, reward_ds, config=None, *,
       raise ValueError(f'target_sparsity {target_sparsity} is outside [0, 1)')
     config.prune.sparsity = float(target_sparsity)
   search_loop.check_config(config)
+  if int(config.search.finalists):
+    # The finalists are scored after the final fine-tune, which this API
+    # leaves to the caller's own training code.
+    raise ValueError(
+        f'config.search.finalists={config.search.finalists} needs the final '
+        'fine-tune, which purl_tf.search() leaves to you: set '
+        'config.search.finalists = 0 (the re-ranking then chooses), or run '
+        'purl-search, which fine-tunes the finalists itself')
   pruning.prunable_layers(model)
   check_dataset(train_ds, model, 'train_ds')
   check_dataset(reward_ds, model, 'reward_ds')

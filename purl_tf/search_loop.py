@@ -60,6 +60,12 @@ class SearchState:
   # Demonstrations that needed a measurement (sensitivity): {name:
   # allocation}, so a resumed search plays what it scanned before.
   scanned: dict = dataclasses.field(default_factory=dict)
+  # With search.finalists (purl_tf/finalists.py): each finalist's reward-split
+  # accuracy after the final fine-tune and its per-example correctness, by
+  # episode number, and the seconds those fine-tunes took.
+  finalists: dict = dataclasses.field(default_factory=dict)
+  finalists_correct: dict = dataclasses.field(default_factory=dict)
+  finalists_s: float = 0.0
 
 
 SELECT_RULES = ('final_accuracy', 'return')
@@ -131,6 +137,16 @@ def check_config(config):
   if str(c.search.rerank_order) not in rerank_lib.ORDERS:
     raise ValueError('search.rerank_order must be one of '
                      f'{rerank_lib.ORDERS}, got {c.search.rerank_order!r}')
+  if int(c.search.finalists) < 0:
+    raise ValueError(f'search.finalists must be >= 0, got {c.search.finalists}')
+  if int(c.search.finalists) and not int(c.search.rerank):
+    # The finalists are drawn from the candidates the re-ranking keeps.
+    raise ValueError(f'search.finalists={c.search.finalists} needs '
+                     'search.rerank >= 1 (the agent episodes kept as '
+                     'candidates beside the demonstrations)')
+  if not float(c.search.finalist_z) >= 0.0:
+    raise ValueError('search.finalist_z must be >= 0, got '
+                     f'{c.search.finalist_z}')
   if int(c.search.rerank_draws) < 1:
     raise ValueError('search.rerank_draws must be >= 1, got '
                      f'{c.search.rerank_draws}')
@@ -288,6 +304,13 @@ class SearchLoop:
   def _path(self, name):
     return os.path.join(self.workdir, name)
 
+  def save_state(self):
+    """Writes search_state.json (with a workdir), e.g. after a stage that
+    changed the state outside `run()` (purl_tf/finalists.py)."""
+    if self.workdir:
+      io_utils.write_json_atomic(self._path('search_state.json'),
+                                 dataclasses.asdict(self.state))
+
   def restore(self) -> bool:
     """Continues from the workdir's last checkpoint; False when there is none."""
     if not self.workdir or not os.path.exists(self._path('search_state.json')):
@@ -407,6 +430,11 @@ class SearchLoop:
     """
     c, state = self.config, self.state
     if not int(c.search.rerank) or not state.candidates:
+      return
+    finalists = int(c.search.finalists)
+    if finalists and len(state.candidates) <= finalists:
+      # Every candidate gets the final fine-tune itself (finalists.run):
+      # the short copy would change nothing.
       return
     for cand in state.candidates:
       key = str(cand['episode'])
@@ -560,6 +588,7 @@ class SearchLoop:
          'episode': best['episode'], 'reference': best.get('reference', ''),
          'demonstrations': dict(self.state.demos), 'select': self.select,
          'ramp_accuracy': best.get('ramp_accuracy'),
+         'finalist_accuracy': best.get('finalist_accuracy'),
          'dense_reward_accuracy': self.env.dense_accuracy})
 
   def save_policy(self, pol: policy_lib.Policy):

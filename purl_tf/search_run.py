@@ -3,13 +3,15 @@ final stage (fine-tune, test evaluation, strip, export).
 
 Outputs in the workdir: those of `search_loop.SearchLoop` (episodes.jsonl,
 search_state.json, checkpoints/, tensorboard/search, policy.json,
-greedy_policy/) and of `experiment.finish` (summary.json, export/).
+greedy_policy/) and of `experiment.finish` (summary.json, export/). With
+`search.finalists` the search's finalists get the final fine-tune before the
+choice (purl_tf/finalists.py), and the chosen net is exported as it is.
 """
 
 import os
 import time
 
-from purl_tf import experiment, search_loop, workdir_lock
+from purl_tf import experiment, finalists, search_loop, workdir_lock
 
 
 def run_search(config, workdir: str, *, resume: bool = False,
@@ -44,6 +46,8 @@ def run_search(config, workdir: str, *, resume: bool = False,
     if resume and loop.restore():
       print(f'resuming at episode {loop.state.episode}', flush=True)
     state = loop.run()
+    # With search.finalists the chosen net is already fine-tuned.
+    finetuned = finalists.run(ctx, loop)
     pol = loop.policy(ctx.dense)
     loop.save_policy(pol)
     shown = {k: round(v, 3) for k, v in list(pol.sparsity.items())[:8]}
@@ -59,11 +63,13 @@ def run_search(config, workdir: str, *, resume: bool = False,
     print(f'best policy: {what}: {shown}{more}', flush=True)
     return experiment.finish(
         ctx, pol.sparsity, target=loop.target, method='purl', verbose=verbose,
-        started=start,
+        started=start, finetuned=finetuned,
         backup_dir=os.path.join(workdir, 'backup') if multi_worker else None,
         extra={'search': {
             'episodes': state.episode, 'best_episode': state.best['episode'],
             'reference': state.best.get('reference', ''),
             'demonstrations': dict(state.demos),
             'search_s': state.search_s, 'env_steps': state.env_steps,
+            'finalists': dict(state.finalists),
+            'finalists_s': state.finalists_s,
             'policy': os.path.abspath(os.path.join(workdir, 'policy.json'))}})

@@ -1,0 +1,133 @@
+"""The search's last stage: its finalists get the final fine-tune itself.
+
+The re-ranking scores each candidate (the demonstrations and the best agent
+episodes) with a short copy of the final fine-tune; on `fmnist_resnet` that
+proxy cannot tell LAMP from ERK at 90% or 98%, where the two test 0.5-1.7 pt
+apart one way on one seed and the other way on the next
+(benchmarks/results/rerank_fmnist_resnet*.md). With `search.finalists = N`
+the N best candidates each get the real final fine-tune
+(`experiment.final_finetune`), the fine-tuned nets are scored on the whole
+reward split (held out of every fine-tune, never the test split), and
+`rerank.choose` picks among them with `search.finalist_z`. The chosen net is
+the result as it is: its fine-tune is not run again, so the stage costs N-1
+final fine-tunes more than a search without it
+(the Finalists table of benchmarks/results/fmnist.md).
+
+Resume: each finalist's score is kept in the search state as it is
+measured; a resumed search fine-tunes only the finalists it has not scored,
+and the chosen one again if it was scored before the restart (the final
+fine-tune is deterministic, so it gets the same net).
+"""
+
+import time
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from purl_tf import experiment, train
+from purl_tf import rerank as rerank_lib
+
+
+def pick_finalists(candidates: List[dict], reranked: Dict[str, float],
+                   n: int) -> List[dict]:
+  """The `n` candidates the final fine-tune scores, in episode order.
+
+  Args:
+    candidates: as `SearchState.candidates`.
+    reranked: re-ranking accuracy by str(episode); candidates without one
+      (the re-ranking was skipped because every candidate is a finalist)
+      rank after those with one, demonstrations first, then by episode.
+    n: how many (all candidates when there are no more than `n`).
+
+  Returns:
+    The finalists.
+  """
+  if n >= len(candidates):
+    return sorted(candidates, key=lambda c: c['episode'])
+
+  def rank(c):
+    key = str(c['episode'])
+    return (key in reranked, reranked.get(key, 0.0), c['demo'],
+            -c['episode'])
+
+  return sorted(sorted(candidates, key=rank, reverse=True)[:n],
+                key=lambda c: c['episode'])
+
+
+def run(ctx: experiment.Context, loop, verbose: bool = True
+        ) -> Optional[experiment.FineTuned]:
+  """Fine-tunes the search's finalists and makes the chosen one its result.
+
+  Args:
+    ctx: the run's context (`experiment.prepare`), whose dense net the search
+      pruned; the final fine-tune is its config's.
+    loop: the `search_loop.SearchLoop` after `run()`.
+    verbose: one line per finalist.
+
+  Returns:
+    The chosen finalist's fine-tuned net (for `experiment.finish`), or None
+    when `search.finalists` is 0 or the search kept no candidates (then
+    `loop.state.best` is the re-ranking's result, as before).
+  """
+  # The search's own config: a benchmark searches with a variant of the
+  # net's config (ctx.config), and the finalists are part of the search.
+  c = loop.config.search
+  n = int(c.finalists)
+  state = loop.state
+  if not n or not state.candidates:
+    return None
+  finalists = pick_finalists(state.candidates, state.reranked, n)
+  nets: Dict[str, experiment.FineTuned] = {}
+  if verbose:
+    print(f'{len(finalists)} finalists: each gets the final fine-tune and is '
+          'scored on the reward split', flush=True)
+  for cand in finalists:
+    key = str(cand['episode'])
+    if key in state.finalists:
+      continue
+    t0 = time.perf_counter()
+    name = _name(cand)
+    ft = experiment.final_finetune(ctx, loop.allocation_of(cand), method=name,
+                                   target=loop.target, verbose=0)
+    correct = train.correct_predictions(ft.model, ctx.splits.reward)
+    nets[key] = ft
+    state.finalists[key] = float(np.mean(correct)) if len(correct) else 0.0
+    state.finalists_correct[key] = rerank_lib.pack_correct(correct)
+    state.finalists_s += time.perf_counter() - t0
+    loop.save_state()
+    if verbose:
+      print(f'finalist {name}: reward-split accuracy after the final '
+            f'fine-tune {state.finalists[key]:.4f} '
+            f'({time.perf_counter() - t0:.0f}s)', flush=True)
+  best = rerank_lib.choose(
+      finalists, state.finalists,
+      {k: rerank_lib.unpack_correct(v)
+       for k, v in state.finalists_correct.items()},
+      float(c.finalist_z), str(c.rerank_incumbent))
+  key = str(best['episode'])
+  state.best = {k: v for k, v in best.items() if k != 'demo'}
+  state.best['finalist_accuracy'] = state.finalists[key]
+  if key in state.reranked:
+    state.best['ramp_accuracy'] = state.reranked[key]
+  loop.save_state()
+  if verbose:
+    print(f'chosen: {_name(best)} (of {len(finalists)} finalists)',
+          flush=True)
+  chosen = nets.get(key)
+  if chosen is None:
+    # Scored before a restart: the fine-tune is deterministic, so running
+    # it again gives the net that was scored.
+    t0 = time.perf_counter()
+    chosen = experiment.final_finetune(ctx, loop.allocation_of(best),
+                                       method=_name(best), target=loop.target,
+                                       verbose=0)
+    state.finalists_s += time.perf_counter() - t0
+    loop.save_state()
+  return chosen
+
+
+def _name(cand: dict) -> str:
+  return (f'{cand["reference"]} demonstration' if cand['demo'] else
+          f'episode {cand["episode"] + 1}')
+
+

@@ -1,0 +1,166 @@
+"""Tests for purl_tf.finalists: the finalists get the final fine-tune itself,
+the chosen net is exported as it is, and a resumed search does not fine-tune
+a scored finalist again."""
+
+import json
+import os
+from unittest import mock
+
+import pytest
+
+from purl_tf import experiment, finalists, keras_api, search_loop, search_run
+from tests.conftest import tiny_search_config
+
+
+def _cand(episode, demo, reference='lamp'):
+  return {'episode': episode, 'demo': demo, 'reference': reference}
+
+
+def testPickFinalists_NoMoreCandidatesThanN_AllOfThemInEpisodeOrder():
+  cands = [_cand(2, False), _cand(0, True), _cand(1, True, 'erk')]
+  picked = finalists.pick_finalists(cands, {}, 3)
+  assert [c['episode'] for c in picked] == [0, 1, 2]
+
+
+def testPickFinalists_MoreCandidates_TheNBestReRankingScores():
+  cands = [_cand(0, True), _cand(1, True, 'erk'), _cand(4, False),
+           _cand(6, False)]
+  scores = {'0': 0.70, '1': 0.75, '4': 0.72, '6': 0.60}
+  picked = finalists.pick_finalists(cands, scores, 2)
+  assert [c['episode'] for c in picked] == [1, 4]
+
+
+def _config(tmp_path, finalists_n, episodes=4):
+  config = tiny_search_config()
+  config.data.update(train_size=512, reward_size=256, test_size=256,
+                     batch_size=32)
+  config.train.epochs = 1
+  config.finetune.epochs = 1
+  config.train.cache_dir = str(tmp_path / 'dense_cache')
+  config.search.episodes = episodes
+  config.search.finalists = finalists_n
+  config.search.finalist_z = 0.0
+  config.prune.sparsity = 0.8
+  return config
+
+
+def _state(workdir):
+  with open(os.path.join(workdir, 'search_state.json')) as f:
+    return json.load(f)
+
+
+@pytest.fixture(scope='module')
+def searched(tmp_path_factory):
+  """A finished search with 2 finalists among 4 candidates (3 demonstrations
+  and 1 agent episode), and its config."""
+  tmp_path = tmp_path_factory.mktemp('finalists')
+  config = _config(tmp_path, 2)
+  workdir = str(tmp_path / 'run')
+  summary = search_run.run_search(config, workdir, verbose=0)
+  return config, workdir, summary
+
+
+def testFinalists_TheBestReRankedAreFineTunedAndTheBestScoreIsChosen(searched):
+  _, workdir, summary = searched
+  state = _state(workdir)
+  assert len(state['candidates']) == 4
+  # The short re-ranking ran and chose the two finalists.
+  assert len(state['reranked']) == 4
+  top2 = sorted(state['reranked'], key=lambda k: -state['reranked'][k])[:2]
+  assert sorted(state['finalists']) == sorted(top2)
+  chosen = str(state['best']['episode'])
+  assert state['finalists'][chosen] == max(state['finalists'].values())
+  assert summary['search']['finalists'] == state['finalists']
+  assert state['finalists_s'] > 0
+
+
+def testFinalists_ExportedNetIsTheChosenAllocationsFineTuneUnchanged(
+    searched, tmp_path):
+  config, _, summary = searched
+  # A fresh run of the final fine-tune on the same (cached) dense net.
+  ctx = experiment.prepare(config, str(tmp_path), verbose=0)
+  again = experiment.finish(ctx, summary['allocation'], target=0.8,
+                            method='check', verbose=0)
+  assert again['weights_sha256'] == summary['weights_sha256']
+  assert again['pruned_test_accuracy'] == summary['pruned_test_accuracy']
+
+
+def testFinish_FineTunedNetOfAnotherAllocation_IsRefused(searched, tmp_path):
+  config, _, summary = searched
+  ctx = experiment.prepare(config, str(tmp_path), verbose=0)
+  ft = experiment.final_finetune(ctx, summary['allocation'], method='x',
+                                 target=0.8, verbose=0)
+  other = {k: v / 2 for k, v in summary['allocation'].items()}
+  with pytest.raises(ValueError, match='another allocation'):
+    experiment.finish(ctx, other, target=0.8, method='x', verbose=0,
+                      finetuned=ft)
+
+
+def testResumedFinalists_OnlyTheUnscoredAreFineTunedAgain_SameResult(
+    tmp_path):
+  config = _config(tmp_path, 4)  # every candidate is a finalist
+  first = str(tmp_path / 'first')
+  summary = search_run.run_search(config, first, verbose=0)
+  state = _state(first)
+  # No short re-ranking when every candidate is a finalist.
+  assert state['reranked'] == {}
+  assert len(state['finalists']) == 4
+  # As if killed during the last finalist's fine-tune.
+  chosen = str(state['best']['episode'])
+  dropped = max(k for k in state['finalists'] if k != chosen)
+  del state['finalists'][dropped]
+  del state['finalists_correct'][dropped]
+  with open(os.path.join(first, 'search_state.json'), 'w') as f:
+    json.dump(state, f)
+  calls = []
+  real = experiment.final_finetune
+
+  def counting(ctx, sparsity_map, **kw):
+    calls.append(kw['method'])
+    return real(ctx, sparsity_map, **kw)
+
+  with mock.patch.object(experiment, 'final_finetune', counting):
+    again = search_run.run_search(config, first, resume=True, verbose=0)
+  # The dropped finalist, then the chosen one again (scored before the
+  # restart; deterministic, so the same net).
+  assert len(calls) == 2
+  assert again['weights_sha256'] == summary['weights_sha256']
+  assert _state(first)['finalists'] == summary['search']['finalists']
+
+
+def testApiSearchWithFinalists_IsRefusedBeforeAnyWork():
+  config = tiny_search_config()
+  config.search.finalists = 2
+  with pytest.raises(ValueError, match='finalists = 0'):
+    keras_api.search(None, None, None, config)
+
+
+def testNegativeFinalists_IsRefused():
+  config = tiny_search_config()
+  config.search.finalists = -1
+  with pytest.raises(ValueError, match='search.finalists must be >= 0'):
+    search_loop.check_config(config)
+
+
+def testFinalistsWithoutReRanking_IsRefused():
+  config = tiny_search_config()
+  config.search.finalists = 2
+  config.search.rerank = 0
+  with pytest.raises(ValueError, match='needs search.rerank >= 1'):
+    search_loop.check_config(config)
+
+
+def testFinalists_FollowTheSearchsConfig_NotTheContexts(tmp_path):
+  # The benchmark searches with a variant of the net's config.
+  config = _config(tmp_path, 0, episodes=3)
+  ctx = experiment.prepare(config, str(tmp_path / 'ctx'), verbose=0)
+  variant = config.copy_and_resolve_references()
+  variant.search.finalists = 3
+  env = search_loop.build_env(ctx.dense, ctx.splits.search_train,
+                              ctx.splits.reward, variant, ctx.strategy)
+  loop = search_loop.SearchLoop(env, variant, workdir=None, verbose=False)
+  loop.run()
+  finetuned = finalists.run(ctx, loop, verbose=False)
+  assert finetuned is not None
+  assert len(loop.state.finalists) == 3
+  assert finetuned.sparsity_map == loop.allocation_of(loop.state.best)
