@@ -42,7 +42,7 @@ sys.path.insert(0, REPO)
 
 import purl_tf  # pylint: disable=g-import-not-at-top,unused-import
 from purl_tf import allocation, cli_errors, compare, config_defaults
-from purl_tf import experiment, io_utils
+from purl_tf import experiment, finalists, io_utils
 from purl_tf import models, pruning, report, search_loop
 from purl_tf.compat import keras
 import psutil  # pylint: disable=g-import-not-at-top
@@ -126,7 +126,9 @@ SENSITIVITY_KEYS = ('eval_batches', 'bn_batches')
 ADDED_KEYS = {('search', 'exact_demonstrations'): False,
               ('search', 'rerank_incumbent'): 'best',
               ('search', 'rerank_order'): 'candidate',
-              ('search', 'rerank_draws'): 1}
+              ('search', 'rerank_draws'): 1,
+              ('search', 'finalists'): 0,
+              ('search', 'finalist_z'): 2.0}
 
 
 def config_digest(config, method: str = 'purl') -> str:
@@ -216,6 +218,9 @@ def run_purl(ctx, config):
   def on_episode(record):
     samples[record['episode'] + 1] = rss_mb()
   state = loop.run(on_episode)
+  # With search.finalists the chosen net is already fine-tuned (counted in
+  # the search's time, not again in the final fine-tune's).
+  finetuned = finalists.run(ctx, loop)
   records = loop.records
   ft = sum(r['finetune_s'] for r in records)
   ev = sum(r['eval_s'] for r in records)
@@ -235,7 +240,13 @@ def run_purl(ctx, config):
                 'final_accuracy': [r['final_accuracy'] for r in records],
                 'demo': [r.get('demo', False) for r in records]},
   }
-  return loop.policy(ctx.dense).sparsity, extra
+  if state.finalists:
+    extra['finalists'] = {
+        str(c['reference'] if c['demo'] else f'episode {c["episode"] + 1}'):
+        state.finalists[str(c['episode'])] for c in state.candidates
+        if str(c['episode']) in state.finalists}
+    extra['finalists_s'] = state.finalists_s
+  return loop.policy(ctx.dense).sparsity, extra, finetuned
 
 
 def check_same_dense(key: str, recorded: dict, weights_sha256: str,
@@ -354,10 +365,10 @@ def run_cells(cells: Cells, quick: bool, deadline: float, save):
           return False
         keras.utils.set_random_seed(seed)
         t0 = time.perf_counter()
-        extra = {}
+        extra, finetuned = {}, None
         if method.startswith('purl'):
-          sparsity_map, extra = run_purl(ctx, method_config(config, method,
-                                                            target))
+          sparsity_map, extra, finetuned = run_purl(
+              ctx, method_config(config, method, target))
         elif method == 'sensitivity':
           if scan is None:
             s0 = time.perf_counter()
@@ -380,8 +391,10 @@ def run_cells(cells: Cells, quick: bool, deadline: float, save):
         os.makedirs(ctx.workdir, exist_ok=True)
         keras.utils.set_random_seed(seed)  # the same fine-tune for every method
         summary = experiment.finish(ctx, sparsity_map, target=target,
-                                    method=method, verbose=0)
-        ft_s = summary['wall_s']['finetune']
+                                    method=method, verbose=0,
+                                    finetuned=finetuned)
+        # A finalist's fine-tune is already in the search's time.
+        ft_s = 0.0 if finetuned else summary['wall_s']['finetune']
         row = {'net': net, 'seed': seed, 'target': target, 'method': method,
                'config_digest': cell_digest(config, method),
                # Which dense record this cell pruned: a search's digest
@@ -468,6 +481,35 @@ def per_seed_tables(net_rows, methods, targets) -> list:
   return lines
 
 
+def finalist_tables(net_rows, targets) -> list:
+  """Markdown lines for the searches that ran with `search.finalists`: per
+  cell, each finalist's reward-split accuracy after the final fine-tune, the
+  one chosen, and its test accuracy (the test accuracies of the others are
+  their free allocations' cells when they are demonstrations)."""
+  rows = [r for r in net_rows if r.get('finalists')]
+  if not rows:
+    return []
+  lines = ['### Finalists', '',
+           'Searches with `search.finalists`: each finalist got the final '
+           'fine-tune and was scored on the whole reward split (training '
+           'images held out of every fine-tune); the chosen one (bold) is '
+           'the result, exported as it is.', '',
+           '| target | method | seed | finalists: reward-split accuracy | '
+           'chosen: test |', '|---|---|---|---|---|']
+  for target in targets:
+    for r in sorted((r for r in rows if abs(r['target'] - target) < 1e-9),
+                    key=lambda r: (r['method'], int(r['seed']))):
+      chosen = returned(r)
+      name = chosen[:-len(' demo')] if chosen.endswith(' demo') else (
+          chosen.split(' (')[0])
+      scores = ', '.join(
+          (f'**{n} {v:.4f}**' if n == name else f'{n} {v:.4f}')
+          for n, v in r['finalists'].items())
+      lines.append(f'| {target:.2f} | {r["method"]} | {r["seed"]} | {scores} '
+                   f'| {chosen}: {r["test_accuracy"]:.4f} |')
+  return lines + ['']
+
+
 def write_markdown(path, payload, prefix):
   rows = payload['cells']
   lines = ['# Fashion-MNIST: PuRL against the allocations a user would pick', '',
@@ -545,6 +587,7 @@ def write_markdown(path, payload, prefix):
               'SavedModel directory as written for TF Serving, without '
               f'optimizer state, as a gzipped tar), mean over cells: {sizes}.']
     lines += [''] + per_seed_tables(net_rows, methods, targets)
+    lines += finalist_tables(net_rows, targets)
     top = max(targets)
     lines += [f'![accuracy vs target]({prefix}{net}_accuracy_vs_target.png)',
               f'![per-layer sparsity at {top}]({prefix}{net}_per_layer_{top}.png)',

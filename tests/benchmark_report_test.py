@@ -81,6 +81,23 @@ def testReportOnly_PartialRunWithAVariantAtOneTarget(tmp_path):
     assert (tmp_path / png).exists(), png
 
 
+def testReportOnly_FinalistsTable_NamesEachScoreAndBoldsTheChosen(tmp_path):
+  cells = [_cell(m, 0.98, 0, acc) for m, acc in (('lamp', 0.80),
+                                                  ('erk', 0.82))]
+  search = dict(_cell('purl', 0.98, 0, 0.82), best_episode=2,
+                best_reference='erk',
+                finalists={'lamp': 0.8202, 'erk': 0.8270,
+                           'episode 4': 0.8100})
+  search['curve'] = {'final_accuracy': [0.4, 0.39, 0.3, 0.42],
+                     'demo': [True, True, False, False], 'return': [0.0] * 4}
+  payload = {'schema': 2, 'cells': cells + [search], 'dense': {
+      'fmnist_cnn/0/abc': {'net': 'fmnist_cnn', 'seed': 0,
+                           'test_accuracy': 0.89, 'train_s': 30.0}}}
+  md = _report_only(tmp_path, payload)
+  assert ('| 0.98 | purl | 0 | lamp 0.8202, **erk 0.8270**, episode 4 '
+          '0.8100 | erk demo: 0.8200 |') in md, md
+
+
 def testReportOnly_OnlySearchCells_FindsTheirDenseNet(tmp_path):
   # A search's digest includes its search settings, so no cell shares the
   # dense record's digest ('dense'): the report takes the seed's record.
