@@ -12,6 +12,7 @@ import pytest
 
 import purl_tf
 from purl_tf import allocation, config_defaults, env as env_lib, pruning
+from purl_tf import search_loop
 from purl_tf.compat import keras
 from tests.conftest import REPO
 
@@ -58,6 +59,9 @@ def testConfigs_LoadAndRejectUnknownVariants(name):
     config = config_defaults.load(path + variant)
     assert set(config) == set(config_defaults.base_config())
     json.loads(config.to_json_best_effort())
+    # What purl-search checks before any work (e.g. :paper turns the
+    # re-ranking off, which search.finalists needs).
+    search_loop.check_config(config)
 
   @SETTINGS
   @given(variant=st.text(min_size=1, max_size=8).filter(
