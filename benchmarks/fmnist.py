@@ -241,11 +241,16 @@ def run_purl(ctx, config):
                 'demo': [r.get('demo', False) for r in records]},
   }
   if state.finalists:
-    extra['finalists'] = {
-        str(c['reference'] if c['demo'] else f'episode {c["episode"] + 1}'):
-        state.finalists[str(c['episode'])] for c in state.candidates
-        if str(c['episode']) in state.finalists}
+    names = {str(c['episode']): (c['reference'] if c['demo'] else
+                                 f'episode {c["episode"] + 1}')
+             for c in state.candidates}
+    extra['finalists'] = {names[k]: v for k, v in state.finalists.items()}
     extra['finalists_s'] = state.finalists_s
+    # Per-example correctness on the reward split (rerank.pack_correct), so
+    # that other choice rules (a paired threshold among the demonstrations,
+    # say) can be compared offline on the same cells.
+    extra['finalists_correct'] = {
+        names[k]: v for k, v in state.finalists_correct.items()}
   return loop.policy(ctx.dense).sparsity, extra, finetuned
 
 
