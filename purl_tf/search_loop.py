@@ -305,8 +305,9 @@ class SearchLoop:
     return os.path.join(self.workdir, name)
 
   def save_state(self):
-    """Writes search_state.json (with a workdir), e.g. after a stage that
-    changed the state outside `run()` (purl_tf/finalists.py)."""
+    """Writes search_state.json (with a workdir): after each checkpoint and
+    re-ranked candidate, and after stages outside `run()`
+    (purl_tf/finalists.py)."""
     if self.workdir:
       io_utils.write_json_atomic(self._path('search_state.json'),
                                  dataclasses.asdict(self.state))
@@ -446,9 +447,7 @@ class SearchLoop:
       state.reranked[key] = float(np.mean(correct)) if len(correct) else 0.0
       state.reranked_correct[key] = rerank_lib.pack_correct(correct)
       state.search_s += time.perf_counter() - t0
-      if self.workdir:
-        io_utils.write_json_atomic(self._path('search_state.json'),
-                                   dataclasses.asdict(state))
+      self.save_state()
       if self.verbose:
         kind = f'demo {cand["reference"]}' if cand['demo'] else 'episode'
         print(f're-rank {kind} {cand["episode"] + 1}: ramp accuracy '
@@ -461,9 +460,7 @@ class SearchLoop:
         float(c.search.rerank_z), str(c.search.rerank_incumbent))
     state.best = {k: v for k, v in best.items() if k != 'demo'}
     state.best['ramp_accuracy'] = state.reranked[str(best['episode'])]
-    if self.workdir:  # search_state.json names the result, as policy.json
-      io_utils.write_json_atomic(self._path('search_state.json'),
-                                 dataclasses.asdict(state))
+    self.save_state()  # search_state.json names the result, as policy.json
 
   def _episode(self, episode: int) -> dict:
     c = self.config
@@ -530,8 +527,7 @@ class SearchLoop:
           state.episode == int(c.search.episodes)):
         self._episode_var.assign(state.episode)
         self._checkpointer.save(global_step=self.learner.train_step)
-        io_utils.write_json_atomic(self._path('search_state.json'),
-                                   dataclasses.asdict(state))
+        self.save_state()
     if self.verbose:
       best = self._score(state.best) if state.best else float('nan')
       kind = (f' demo {record["reference"]}' if record['demo'] else
