@@ -1,0 +1,273 @@
+r"""How should the finalists be chosen? Per-example scores of each one.
+
+With `search.finalists`, `fmnist_resnet`'s search gives each of its
+demonstrations (LAMP, ERK, their blend) and its best agent episode the final
+fine-tune, scores each fine-tuned net on the reward split and keeps the best
+by accuracy (`rerank.choose`). In the benchmark it returned a demonstration in
+every cell, and at 90% it lost to always taking LAMP by 0.12 pt: the three
+nets' reward-split accuracies were 0.02-0.24 pt apart, closer than 5,000
+examples resolve. This study fine-tunes the demonstrations again exactly as
+the search did (the final fine-tune is deterministic for a dense net and an
+allocation: each net's test accuracy is checked against the benchmark's
+cells) and keeps, per example, whether each net is right and its
+cross-entropy on the reward split, and whether it is right on the test
+split, so that choice rules can be compared offline:
+
+  accuracy    the best reward-split accuracy (the default).
+  loss        the lowest mean reward-split cross-entropy: a proper scoring
+              rule, which counts how sure a net is, not only whether it is
+              right, and so varies less from one 5,000-example split to
+              another than accuracy does.
+  first z     LAMP (the first reference) unless another beats its accuracy
+              by more than z paired standard errors
+              (`search.rerank_incumbent='first'`).
+
+The agent's finalist is left out: it never scored above the best
+demonstration in the benchmark, and its allocation is not kept in the cells.
+
+  python benchmarks/finalist_study.py --seeds=0,1,2,3,4 --targets=0.9,0.95,0.98
+
+Resumable: each (seed, target) is written to
+benchmarks/results/finalist_fmnist_resnet.json as it finishes and skipped on
+a rerun; the Markdown beside it is rewritten each time.
+"""
+
+import base64
+import json
+import os
+import statistics
+import sys
+import time
+
+from absl import app
+from absl import flags
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+import purl_tf  # pylint: disable=g-import-not-at-top,unused-import
+from purl_tf import cli_errors, config_defaults, experiment, io_utils
+from purl_tf import rerank, search_loop
+
+_SEEDS = flags.DEFINE_list('seeds', ['0', '1', '2', '3', '4'], 'Seeds.')
+_TARGETS = flags.DEFINE_list('targets', ['0.9', '0.95', '0.98'], 'Targets.')
+_OUT = flags.DEFINE_string('out', os.path.join(REPO, 'benchmarks', 'results'),
+                           'Results directory (reads fmnist.json there).')
+_WORKDIR = flags.DEFINE_string('workdir', '/tmp/purl_bench', 'Run outputs.')
+_DENSE_CACHE = flags.DEFINE_string(
+    'dense_cache', os.path.join(REPO, 'benchmarks', 'dense_cache'),
+    'The benchmark\'s dense weights (the study refuses to train new ones).')
+NET = 'fmnist_resnet'
+# The thresholds of the 'first' rule reported.
+FIRST_Z = (1.0, 2.0)
+
+
+def pack_floats(values: np.ndarray) -> str:
+  """A float vector as JSON-safe text (base64 of float16: 3 digits, which
+  is all a per-example loss needs here)."""
+  data = np.asarray(values, np.float16).tobytes()
+  return f'{len(values)}:' + base64.b64encode(data).decode('ascii')
+
+
+def unpack_floats(text: str) -> np.ndarray:
+  n, data = text.split(':', 1)
+  return np.frombuffer(base64.b64decode(data), np.float16)[:int(n)].astype(
+      np.float64)
+
+
+def per_example(model, dataset):
+  """(correct, cross-entropy) per example of `dataset`, in its order."""
+  correct, loss = [], []
+  for x, y in dataset:
+    probs = np.asarray(model.predict_on_batch(x), np.float64)
+    y = np.asarray(y).reshape(-1).astype(int)
+    correct.append(np.argmax(probs, axis=-1) == y)
+    picked = probs[np.arange(len(y)), y]
+    loss.append(-np.log(np.clip(picked, 1e-12, 1.0)))
+  return np.concatenate(correct), np.concatenate(loss)
+
+
+def benchmark_cell(cells, seed, target, method):
+  return next((r for r in cells if (r['net'], r['seed'], r['method']) ==
+               (NET, seed, method) and abs(r['target'] - target) < 1e-9), None)
+
+
+def measure(seed: int, targets, cells, dense_records, save_cell):
+  """Fine-tunes every demonstration of the seed at each target; calls
+  `save_cell(target, cell)` as each target finishes."""
+  config = config_defaults.load(os.path.join(REPO, 'configs', f'{NET}.py'))
+  config.seed = seed
+  search_loop.check_config(config)
+  config.train.cache_dir = _DENSE_CACHE.value
+  workdir = os.path.join(_WORKDIR.value, f'finalist_{NET}_seed{seed}')
+  os.makedirs(workdir, exist_ok=True)
+  ctx = experiment.prepare(config, workdir, verbose=1)
+  if ctx.dense_train_s:
+    raise ValueError(f'seed {seed}: no cached dense net in '
+                     f'{_DENSE_CACHE.value}; the study pairs with the '
+                     'benchmark\'s cells and must prune the same net')
+  digest = experiment.weights_digest(ctx.dense)
+  recorded = [d for d in dense_records.values()
+              if d.get('net') == NET and d.get('seed') == seed]
+  if recorded and all(d.get('weights_sha256') != digest for d in recorded):
+    raise ValueError(f'seed {seed}: the cached dense net ({digest}) is not '
+                     'the one the benchmark\'s cells pruned')
+  for target in targets:
+    demos = search_loop.reference_allocations(
+        str(config.search.references), ctx.dense, target)
+    cell = {'order': list(demos), 'reward_accuracy': {}, 'reward_loss': {},
+            'test_accuracy': {}, 'correct': {}, 'loss': {}, 'test_correct': {},
+            'finetune_s': {}}
+    for name, alloc in demos.items():
+      t0 = time.perf_counter()
+      ft = experiment.final_finetune(ctx, alloc, method=name, target=target,
+                                     verbose=0)
+      correct, loss = per_example(ft.model, ctx.splits.reward)
+      test_correct, _ = per_example(ft.model, ctx.splits.test)
+      cell['reward_accuracy'][name] = float(correct.mean())
+      cell['reward_loss'][name] = float(loss.mean())
+      cell['test_accuracy'][name] = float(test_correct.mean())
+      cell['correct'][name] = rerank.pack_correct(correct)
+      cell['loss'][name] = pack_floats(loss)
+      cell['test_correct'][name] = rerank.pack_correct(test_correct)
+      cell['finetune_s'][name] = time.perf_counter() - t0
+      print(f'seed {seed} @{target:g} {name}: reward acc '
+            f'{correct.mean():.4f} loss {loss.mean():.4f}, test acc '
+            f'{test_correct.mean():.4f} ({cell["finetune_s"][name]:.0f}s)',
+            flush=True)
+    save_cell(target, cell)
+
+
+def picks(cell):
+  """What each rule picks in a cell: {rule: demonstration}."""
+  order = cell['order']
+  acc, loss = cell['reward_accuracy'], cell['reward_loss']
+  vectors = {n: rerank.unpack_correct(v) for n, v in cell['correct'].items()}
+  out = {'accuracy': max(order, key=lambda n: (acc[n], -order.index(n))),
+         'loss': min(order, key=lambda n: (loss[n], order.index(n)))}
+  cands = [{'episode': k, 'demo': True} for k in range(len(order))]
+  for z in FIRST_Z:
+    pick = rerank.choose(cands, {str(k): acc[n] for k, n in enumerate(order)},
+                         {str(k): vectors[n] for k, n in enumerate(order)},
+                         z, 'first')
+    out[f'first {z:g}'] = order[pick['episode']]
+  return out
+
+
+def _paired(a, b) -> str:
+  d = [100 * (x - y) for x, y in zip(a, b)]
+  if len(d) < 2:
+    return f'{d[0]:+.2f}' if d else ''
+  return f'{statistics.mean(d):+.2f} ± {statistics.stdev(d):.2f}'
+
+
+def report(payload, cells) -> str:
+  """The Markdown: per cell each net's scores and each rule's pick; per
+  target each rule's mean test accuracy against always taking the best
+  single allocation and against the benchmark's best baseline."""
+  lines = [f'# Choosing among the finalists ({NET})', '',
+           'Each demonstration\'s final fine-tune, scored on the reward split '
+           '(accuracy, mean cross-entropy) and tested; what each choice rule '
+           'picks (see `benchmarks/finalist_study.py`). "check" compares the '
+           'test accuracy with the benchmark\'s cell of the same allocation '
+           '(`fmnist.json`: the lamp and erk cells, and the purl cell where '
+           'it returned that demonstration): the final fine-tune is '
+           'deterministic, so they must be equal.', '']
+  by_target = {}
+  for key in sorted(payload['cells'], key=lambda k: (float(k.split('@')[1]),
+                                                      int(k.split('@')[0]))):
+    seed, target = int(key.split('@')[0]), float(key.split('@')[1])
+    by_target.setdefault(target, []).append((seed, payload['cells'][key]))
+  for target, rows in sorted(by_target.items()):
+    order = rows[0][1]['order']
+    rules = list(picks(rows[0][1]))
+    lines += [f'## Target {target:.2f}', '',
+              '| seed | ' + ' | '.join(f'{n}: acc / loss / test' for n in order)
+              + ' | ' + ' | '.join(rules) + ' | check |',
+              '|---|' + '---|' * (len(order) + len(rules) + 1)]
+    tested = {r: [] for r in rules}
+    fixed = {n: [] for n in order}
+    oracle, baseline, base_names = [], [], []
+    for seed, cell in rows:
+      test = cell['test_accuracy']
+      chosen = picks(cell)
+      for r in rules:
+        tested[r].append(test[chosen[r]])
+      for n in order:
+        fixed[n].append(test[n])
+      oracle.append(max(test.values()))
+      mismatches = []
+      for n in order:
+        ref = benchmark_cell(cells, seed, target, n)
+        purl = benchmark_cell(cells, seed, target, 'purl')
+        if ref is None and purl and purl.get('best_reference') == n and (
+            purl.get('best_episode') or 0) <= len(order):
+          ref = purl
+        if ref is not None and abs(ref['test_accuracy'] - test[n]) > 5e-5:
+          mismatches.append(f'{n} {ref["test_accuracy"]:.4f}')
+      lines.append(
+          f'| {seed} | ' + ' | '.join(
+              f'{cell["reward_accuracy"][n]:.4f} / '
+              f'{cell["reward_loss"][n]:.4f} / {test[n]:.4f}' for n in order) +
+          ' | ' + ' | '.join(chosen[r] for r in rules) + ' | ' +
+          ('differs: ' + ', '.join(mismatches) if mismatches else 'equal') +
+          ' |')
+      # The benchmark's best baseline at this target, by its 5-seed mean.
+      base = {m: benchmark_cell(cells, seed, target, m) for m in
+              ('uniform', 'global_magnitude', 'sensitivity', 'lamp', 'erk')}
+      baseline.append({m: r['test_accuracy'] for m, r in base.items() if r})
+    common = [m for m in baseline[0] if all(m in b for b in baseline)]
+    best = max(common, key=lambda m: statistics.mean(b[m] for b in baseline))
+    best_acc = [b[best] for b in baseline]
+    lines += ['', f'Best baseline at {target:.2f} over these seeds: {best} '
+              f'({statistics.mean(best_acc):.4f}).', '',
+              f'| rule | mean test accuracy | minus {best} (paired, pt) | '
+              'seeds |', '|---|---|---|---|']
+    for n in order:
+      lines.append(f'| always {n} | {statistics.mean(fixed[n]):.4f} | '
+                   f'{_paired(fixed[n], best_acc)} | {len(rows)} |')
+    for r in rules:
+      lines.append(f'| by {r} | {statistics.mean(tested[r]):.4f} | '
+                   f'{_paired(tested[r], best_acc)} | {len(rows)} |')
+    lines.append(f'| best on test (oracle) | {statistics.mean(oracle):.4f} | '
+                 f'{_paired(oracle, best_acc)} | {len(rows)} |')
+    lines.append('')
+  return '\n'.join(lines) + '\n'
+
+
+def main(argv):
+  del argv
+  cli_errors.quiet_logging()
+  with open(os.path.join(_OUT.value, 'fmnist.json')) as f:
+    bench = json.load(f)
+  cells = bench['cells']
+  path = os.path.join(_OUT.value, f'finalist_{NET}.json')
+  payload = {'cells': {}}
+  if os.path.exists(path):
+    with open(path) as f:
+      payload = json.load(f)
+  targets = [float(t) for t in _TARGETS.value]
+
+  def save():
+    io_utils.write_json_atomic(path, payload)
+    with open(path[:-5] + '.md', 'w') as f:
+      f.write(report(payload, cells))
+
+  def save_cell(target, cell):
+    payload['cells'][f'{seed}@{target:g}'] = cell
+    save()
+
+  for seed in [int(s) for s in _SEEDS.value]:
+    todo = [t for t in targets if f'{seed}@{t:g}' not in payload['cells']]
+    if not todo:
+      continue
+    t0 = time.perf_counter()
+    measure(seed, todo, cells, bench['dense'], save_cell)
+    print(f'seed {seed}: {time.perf_counter() - t0:.0f}s', flush=True)
+  save()
+  print(f'wrote {path[:-5]}.json/.md')
+
+
+if __name__ == '__main__':
+  app.run(main)
