@@ -21,6 +21,9 @@ split, so that choice rules can be compared offline:
   first z     LAMP (the first reference) unless another beats its accuracy
               by more than z paired standard errors
               (`search.rerank_incumbent='first'`).
+  first loss z  the same on cross-entropy: LAMP unless another's is lower
+              by more than z paired standard errors of the per-example
+              difference.
 
 The agent's finalist is left out: it never scored above the best
 demonstration in the benchmark, and its allocation is not kept in the cells.
@@ -147,11 +150,16 @@ def picks(cell):
   out = {'accuracy': max(order, key=lambda n: (acc[n], -order.index(n))),
          'loss': min(order, key=lambda n: (loss[n], order.index(n)))}
   cands = [{'episode': k, 'demo': True} for k in range(len(order))]
-  for z in FIRST_Z:
-    pick = rerank.choose(cands, {str(k): acc[n] for k, n in enumerate(order)},
-                         {str(k): vectors[n] for k, n in enumerate(order)},
-                         z, 'first')
-    out[f'first {z:g}'] = order[pick['episode']]
+  # Higher is better for `rerank.choose`: the loss enters negated.
+  losses = {n: -unpack_floats(v) for n, v in cell['loss'].items()}
+  for name, score, vec in (('first', acc, vectors),
+                           ('first loss', {n: -loss[n] for n in order},
+                            losses)):
+    for z in FIRST_Z:
+      pick = rerank.choose(
+          cands, {str(k): score[n] for k, n in enumerate(order)},
+          {str(k): vec[n] for k, n in enumerate(order)}, z, 'first')
+      out[f'{name} {z:g}'] = order[pick['episode']]
   return out
 
 
