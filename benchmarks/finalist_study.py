@@ -191,9 +191,14 @@ def report(payload, cells) -> str:
     order = rows[0][1]['order']
     rules = list(picks(rows[0][1]))
     lines += [f'## Target {target:.2f}', '',
-              '| seed | ' + ' | '.join(f'{n}: acc / loss / test' for n in order)
-              + ' | ' + ' | '.join(rules) + ' | check |',
-              '|---|' + '---|' * (len(order) + len(rules) + 1)]
+              'Per net: reward-split accuracy / cross-entropy / test '
+              f'accuracy; "z vs {order[0]}": paired standard errors by which '
+              f'a net\'s reward-split accuracy / cross-entropy is better than '
+              f'{order[0]}\'s; then each rule\'s pick.', '',
+              '| seed | ' + ' | '.join(f'{n}' for n in order) + ' | ' +
+              ' | '.join(f'{n}: z vs {order[0]}' for n in order[1:]) + ' | ' +
+              ' | '.join(rules) + ' | check |',
+              '|---|' + '---|' * (2 * len(order) - 1 + len(rules) + 1)]
     tested = {r: [] for r in rules}
     fixed = {n: [] for n in order}
     oracle, baseline, base_names = [], [], []
@@ -214,10 +219,16 @@ def report(payload, cells) -> str:
           ref = purl
         if ref is not None and abs(ref['test_accuracy'] - test[n]) > 5e-5:
           mismatches.append(f'{n} {ref["test_accuracy"]:.4f}')
+      vectors = {n: rerank.unpack_correct(v) for n, v in cell['correct'].items()}
+      losses = {n: unpack_floats(v) for n, v in cell['loss'].items()}
       lines.append(
           f'| {seed} | ' + ' | '.join(
               f'{cell["reward_accuracy"][n]:.4f} / '
               f'{cell["reward_loss"][n]:.4f} / {test[n]:.4f}' for n in order) +
+          ' | ' + ' | '.join(
+              f'{rerank.paired_z(vectors[n], vectors[order[0]]):+.1f} / '
+              f'{rerank.paired_z(-losses[n], -losses[order[0]]):+.1f}'
+              for n in order[1:]) +
           ' | ' + ' | '.join(chosen[r] for r in rules) + ' | ' +
           ('differs: ' + ', '.join(mismatches) if mismatches else 'equal') +
           ' |')
