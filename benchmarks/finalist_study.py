@@ -35,7 +35,6 @@ benchmarks/results/finalist_fmnist_resnet.json as it finishes and skipped on
 a rerun; the Markdown beside it is rewritten each time.
 """
 
-import base64
 import json
 import os
 import statistics
@@ -51,7 +50,7 @@ sys.path.insert(0, REPO)
 
 import purl_tf  # pylint: disable=g-import-not-at-top,unused-import
 from purl_tf import cli_errors, config_defaults, experiment, io_utils
-from purl_tf import rerank, search_loop
+from purl_tf import rerank, search_loop, train
 
 _SEEDS = flags.DEFINE_list('seeds', ['0', '1', '2', '3', '4'], 'Seeds.')
 _TARGETS = flags.DEFINE_list('targets', ['0.9', '0.95', '0.98'], 'Targets.')
@@ -64,31 +63,6 @@ _DENSE_CACHE = flags.DEFINE_string(
 NET = 'fmnist_resnet'
 # The thresholds of the 'first' rule reported.
 FIRST_Z = (1.0, 2.0)
-
-
-def pack_floats(values: np.ndarray) -> str:
-  """A float vector as JSON-safe text (base64 of float16: 3 digits, which
-  is all a per-example loss needs here)."""
-  data = np.asarray(values, np.float16).tobytes()
-  return f'{len(values)}:' + base64.b64encode(data).decode('ascii')
-
-
-def unpack_floats(text: str) -> np.ndarray:
-  n, data = text.split(':', 1)
-  return np.frombuffer(base64.b64decode(data), np.float16)[:int(n)].astype(
-      np.float64)
-
-
-def per_example(model, dataset):
-  """(correct, cross-entropy) per example of `dataset`, in its order."""
-  correct, loss = [], []
-  for x, y in dataset:
-    probs = np.asarray(model.predict_on_batch(x), np.float64)
-    y = np.asarray(y).reshape(-1).astype(int)
-    correct.append(np.argmax(probs, axis=-1) == y)
-    picked = probs[np.arange(len(y)), y]
-    loss.append(-np.log(np.clip(picked, 1e-12, 1.0)))
-  return np.concatenate(correct), np.concatenate(loss)
 
 
 def benchmark_cell(cells, seed, target, method):
@@ -126,13 +100,13 @@ def measure(seed: int, targets, cells, dense_records, save_cell):
       t0 = time.perf_counter()
       ft = experiment.final_finetune(ctx, alloc, method=name, target=target,
                                      verbose=0)
-      correct, loss = per_example(ft.model, ctx.splits.reward)
-      test_correct, _ = per_example(ft.model, ctx.splits.test)
+      correct, loss = train.per_example(ft.model, ctx.splits.reward)
+      test_correct, _ = train.per_example(ft.model, ctx.splits.test)
       cell['reward_accuracy'][name] = float(correct.mean())
       cell['reward_loss'][name] = float(loss.mean())
       cell['test_accuracy'][name] = float(test_correct.mean())
       cell['correct'][name] = rerank.pack_correct(correct)
-      cell['loss'][name] = pack_floats(loss)
+      cell['loss'][name] = rerank.pack_floats(loss)
       cell['test_correct'][name] = rerank.pack_correct(test_correct)
       cell['finetune_s'][name] = time.perf_counter() - t0
       print(f'seed {seed} @{target:g} {name}: reward acc '
@@ -151,7 +125,7 @@ def picks(cell):
          'loss': min(order, key=lambda n: (loss[n], order.index(n)))}
   cands = [{'episode': k, 'demo': True} for k in range(len(order))]
   # Higher is better for `rerank.choose`: the loss enters negated.
-  losses = {n: -unpack_floats(v) for n, v in cell['loss'].items()}
+  losses = {n: -rerank.unpack_floats(v) for n, v in cell['loss'].items()}
   for name, score, vec in (('first', acc, vectors),
                            ('first loss', {n: -loss[n] for n in order},
                             losses)):
@@ -220,7 +194,7 @@ def report(payload, cells) -> str:
         if ref is not None and abs(ref['test_accuracy'] - test[n]) > 5e-5:
           mismatches.append(f'{n} {ref["test_accuracy"]:.4f}')
       vectors = {n: rerank.unpack_correct(v) for n, v in cell['correct'].items()}
-      losses = {n: unpack_floats(v) for n, v in cell['loss'].items()}
+      losses = {n: rerank.unpack_floats(v) for n, v in cell['loss'].items()}
       lines.append(
           f'| {seed} | ' + ' | '.join(
               f'{cell["reward_accuracy"][n]:.4f} / '

@@ -128,7 +128,8 @@ ADDED_KEYS = {('search', 'exact_demonstrations'): False,
               ('search', 'rerank_order'): 'candidate',
               ('search', 'rerank_draws'): 1,
               ('search', 'finalists'): 0,
-              ('search', 'finalist_z'): 2.0}
+              ('search', 'finalist_z'): 2.0,
+              ('search', 'finalist_score'): 'accuracy'}
 
 
 def config_digest(config, method: str = 'purl') -> str:
@@ -251,6 +252,11 @@ def run_purl(ctx, config):
     # say) can be compared offline on the same cells.
     extra['finalists_correct'] = {
         names[k]: v for k, v in state.finalists_correct.items()}
+    # The same for the cross-entropy (rerank.pack_floats) and its mean.
+    extra['finalists_loss'] = {
+        names[k]: v for k, v in state.finalists_loss.items()}
+    extra['finalists_loss_examples'] = {
+        names[k]: v for k, v in state.finalists_loss_examples.items()}
   return loop.policy(ctx.dense).sparsity, extra, finetuned
 
 
@@ -498,8 +504,9 @@ def finalist_tables(net_rows, targets) -> list:
            'Searches with `search.finalists`: each finalist got the final '
            'fine-tune and was scored on the whole reward split (training '
            'images held out of every fine-tune); the chosen one (bold) is '
-           'the result, exported as it is.', '',
-           '| target | method | seed | finalists: reward-split accuracy | '
+           'the result, exported as it is. Scores: reward-split accuracy, '
+           'and its cross-entropy after a slash where the cell kept it.', '',
+           '| target | method | seed | finalists: reward-split scores | '
            'chosen: test |', '|---|---|---|---|---|']
   for target in targets:
     for r in sorted((r for r in rows if abs(r['target'] - target) < 1e-9),
@@ -507,12 +514,19 @@ def finalist_tables(net_rows, targets) -> list:
       chosen = returned(r)
       name = chosen[:-len(' demo')] if chosen.endswith(' demo') else (
           chosen.split(' (')[0])
+      # With the cross-entropy (cells from before it have accuracy only).
+      loss = r.get('finalists_loss') or {}
       scores = ', '.join(
-          (f'**{n} {v:.4f}**' if n == name else f'{n} {v:.4f}')
+          (f'**{n} {v:.4f}{_loss(loss, n)}**' if n == name else
+           f'{n} {v:.4f}{_loss(loss, n)}')
           for n, v in r['finalists'].items())
       lines.append(f'| {target:.2f} | {r["method"]} | {r["seed"]} | {scores} '
                    f'| {chosen}: {r["test_accuracy"]:.4f} |')
   return lines + ['']
+
+
+def _loss(losses, name) -> str:
+  return f' / {losses[name]:.4f}' if name in losses else ''
 
 
 def write_markdown(path, payload, prefix):

@@ -178,9 +178,17 @@ def base_config() -> ml_collections.ConfigDict:
   # costs N-1 final fine-tunes more (purl_tf/finalists.py). The choice is
   # rerank.choose's, with search.rerank_incumbent and finalist_z.
   c.search.finalists = 0
-  # Finalists: paired standard errors by which an agent episode must beat
-  # the incumbent demonstration (0: the best score wins).
+  # Finalists: paired standard errors by which a finalist must beat the
+  # incumbent (search.rerank_incumbent: 'best', only agent episodes must beat
+  # the best demonstration; 'first', every finalist must beat the first
+  # demonstration) to be chosen (0: the best score wins).
   c.search.finalist_z = 2.0
+  # Finalists: what they are compared by on the reward split. 'accuracy';
+  # 'loss': the mean cross-entropy, a proper scoring rule that also counts
+  # how sure a net is, so that a paired difference of a few tenths of a point
+  # of accuracy that 5,000 examples cannot resolve may still be resolved
+  # (benchmarks/results/finalist_fmnist_resnet.md).
+  c.search.finalist_score = 'accuracy'
   # Rescale the best episode to meet the target exactly (the grid and clamp
   # overshoot it), so methods are compared at one sparsity.
   c.search.fit_to_target = True

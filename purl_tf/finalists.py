@@ -7,8 +7,11 @@ apart one way on one seed and the other way on the next
 (benchmarks/results/rerank_fmnist_resnet*.md). With `search.finalists = N`
 the N best candidates each get the real final fine-tune
 (`experiment.final_finetune`), the fine-tuned nets are scored on the whole
-reward split (held out of every fine-tune, never the test split), and
-`rerank.choose` picks among them with `search.finalist_z`. The chosen net is
+reward split (held out of every fine-tune, never the test split) by
+accuracy or cross-entropy (`search.finalist_score`), and `rerank.choose`
+picks among them with `search.finalist_z` and `search.rerank_incumbent`
+(benchmarks/results/finalist_fmnist_resnet.md compares these rules). The
+chosen net is
 the result as it is: its fine-tune is not run again, so the stage costs N-1
 final fine-tunes more than a search without it
 (the Finalists table of benchmarks/results/fmnist.md).
@@ -54,6 +57,33 @@ def pick_finalists(candidates: List[dict], reranked: Dict[str, float],
                 key=lambda c: c['episode'])
 
 
+def choose(finalists: List[dict], state, search_config) -> dict:
+  """The chosen finalist: `rerank.choose` on the scores of
+  `search_config.finalist_score`, with its `finalist_z` and
+  `rerank_incumbent`.
+
+  Args:
+    finalists: as `pick_finalists` returns them, every one scored in `state`.
+    state: the `search_loop.SearchState` holding their scores.
+    search_config: the config's `search` section.
+
+  Returns:
+    The chosen finalist (one of `finalists`).
+  """
+  if str(search_config.finalist_score) == 'loss':
+    # rerank.choose takes the higher score: the loss enters negated.
+    scores = {k: -v for k, v in state.finalists_loss.items()}
+    vectors = {k: -rerank_lib.unpack_floats(v)
+               for k, v in state.finalists_loss_examples.items()}
+  else:
+    scores = state.finalists
+    vectors = {k: rerank_lib.unpack_correct(v)
+               for k, v in state.finalists_correct.items()}
+  return rerank_lib.choose(finalists, scores, vectors,
+                           float(search_config.finalist_z),
+                           str(search_config.rerank_incumbent))
+
+
 def run(ctx: experiment.Context, loop, verbose: bool = True
         ) -> Optional[experiment.FineTuned]:
   """Fine-tunes the search's finalists and makes the chosen one its result.
@@ -81,32 +111,37 @@ def run(ctx: experiment.Context, loop, verbose: bool = True
   if verbose:
     print(f'{len(finalists)} finalists: each gets the final fine-tune and is '
           'scored on the reward split', flush=True)
+  by_loss = str(c.finalist_score) == 'loss'
   for cand in finalists:
     key = str(cand['episode'])
-    if key in state.finalists:
+    # A state from before the loss was kept lacks it: score such a finalist
+    # again when the choice needs it.
+    if key in state.finalists and (key in state.finalists_loss_examples or
+                                   not by_loss):
       continue
     t0 = time.perf_counter()
     name = _name(cand)
     ft = experiment.final_finetune(ctx, loop.allocation_of(cand), method=name,
                                    target=loop.target, verbose=0)
-    correct = train.correct_predictions(ft.model, ctx.splits.reward)
+    correct, loss = train.per_example(ft.model, ctx.splits.reward)
     nets[key] = ft
     state.finalists[key] = float(np.mean(correct)) if len(correct) else 0.0
     state.finalists_correct[key] = rerank_lib.pack_correct(correct)
+    state.finalists_loss[key] = float(np.mean(loss)) if len(loss) else 0.0
+    state.finalists_loss_examples[key] = rerank_lib.pack_floats(loss)
     state.finalists_s += time.perf_counter() - t0
     loop.save_state()
     if verbose:
-      print(f'finalist {name}: reward-split accuracy after the final '
-            f'fine-tune {state.finalists[key]:.4f} '
+      print(f'finalist {name}: after the final fine-tune, reward-split '
+            f'accuracy {state.finalists[key]:.4f}, cross-entropy '
+            f'{state.finalists_loss[key]:.4f} '
             f'({time.perf_counter() - t0:.0f}s)', flush=True)
-  best = rerank_lib.choose(
-      finalists, state.finalists,
-      {k: rerank_lib.unpack_correct(v)
-       for k, v in state.finalists_correct.items()},
-      float(c.finalist_z), str(c.rerank_incumbent))
+  best = choose(finalists, state, c)
   key = str(best['episode'])
   state.best = {k: v for k, v in best.items() if k != 'demo'}
   state.best['finalist_accuracy'] = state.finalists[key]
+  if key in state.finalists_loss:
+    state.best['finalist_loss'] = state.finalists_loss[key]
   if key in state.reranked:
     state.best['ramp_accuracy'] = state.reranked[key]
   loop.save_state()

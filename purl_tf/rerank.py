@@ -32,6 +32,19 @@ def unpack_correct(text: str) -> np.ndarray:
   return np.unpackbits(bits)[:int(n)].astype(bool)
 
 
+def pack_floats(values: np.ndarray) -> str:
+  """A float vector as compact JSON-safe text (base64 of float16: three
+  significant digits, all a per-example loss needs for a paired test)."""
+  data = np.asarray(values, np.float16).tobytes()
+  return f'{len(values)}:' + base64.b64encode(data).decode('ascii')
+
+
+def unpack_floats(text: str) -> np.ndarray:
+  n, data = text.split(':', 1)
+  return np.frombuffer(base64.b64decode(data), np.float16)[:int(n)].astype(
+      np.float64)
+
+
 def paired_z(challenger: np.ndarray, incumbent: np.ndarray) -> float:
   """How many standard errors the challenger's accuracy is above the
   incumbent's on the same examples (inf when they never disagree but the

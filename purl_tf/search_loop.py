@@ -61,14 +61,20 @@ class SearchState:
   # allocation}, so a resumed search plays what it scanned before.
   scanned: dict = dataclasses.field(default_factory=dict)
   # With search.finalists (purl_tf/finalists.py): each finalist's reward-split
-  # accuracy after the final fine-tune and its per-example correctness, by
-  # episode number, and the seconds those fine-tunes took.
+  # accuracy after the final fine-tune and its per-example correctness, its
+  # mean and per-example cross-entropy (`rerank.pack_floats`), by episode
+  # number, and the seconds those fine-tunes took.
   finalists: dict = dataclasses.field(default_factory=dict)
   finalists_correct: dict = dataclasses.field(default_factory=dict)
+  finalists_loss: dict = dataclasses.field(default_factory=dict)
+  finalists_loss_examples: dict = dataclasses.field(default_factory=dict)
   finalists_s: float = 0.0
 
 
 SELECT_RULES = ('final_accuracy', 'return')
+# search.finalist_score: what the finalists are compared by on the reward
+# split after their final fine-tune (purl_tf/finalists.py).
+FINALIST_SCORES = ('accuracy', 'loss')
 # Allocations search.references and env.reference may name: the free ones,
 # and sensitivity, which the search measures with its own environment
 # (`PruningEnv.sensitivity_scan`) before the first episode.
@@ -144,6 +150,9 @@ def check_config(config):
     raise ValueError(f'search.finalists={c.search.finalists} needs '
                      'search.rerank >= 1 (the agent episodes kept as '
                      'candidates beside the demonstrations)')
+  if str(c.search.finalist_score) not in FINALIST_SCORES:
+    raise ValueError(f'search.finalist_score must be one of {FINALIST_SCORES}'
+                     f', got {c.search.finalist_score!r}')
   if not float(c.search.finalist_z) >= 0.0:
     raise ValueError('search.finalist_z must be >= 0, got '
                      f'{c.search.finalist_z}')

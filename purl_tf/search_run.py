@@ -71,5 +71,6 @@ def run_search(config, workdir: str, *, resume: bool = False,
             'demonstrations': dict(state.demos),
             'search_s': state.search_s, 'env_steps': state.env_steps,
             'finalists': dict(state.finalists),
+            'finalists_loss': dict(state.finalists_loss),
             'finalists_s': state.finalists_s,
             'policy': os.path.abspath(os.path.join(workdir, 'policy.json'))}})

@@ -15,7 +15,7 @@ Models that train under a strategy must be created and compiled inside
 import math
 import os
 import time
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import numpy as np
 
@@ -189,11 +189,30 @@ def correct_predictions(model: keras.Model, dataset: tf.data.Dataset,
   The mean is `evaluate`'s accuracy; the vector lets two models be compared
   on the same examples (a paired test).
   """
-  out = []
+  return per_example(model, dataset, steps)[0]
+
+
+def per_example(model: keras.Model, dataset: tf.data.Dataset,
+                steps: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray]:
+  """Per example, in dataset order: whether the top-1 class is right, and the
+  cross-entropy of the true class (as the training loss `compile_model` sets
+  on the model's probabilities, with a floor of 1e-12 on the probability).
+
+  Returns:
+    (correct: bool array, loss: float array), of the same length.
+  """
+  correct, loss = [], []
   for x, y in (dataset.take(steps) if steps else dataset):
-    probs = model.predict_on_batch(x)
-    out.append(np.argmax(probs, axis=-1) == np.asarray(y).reshape(-1))
-  return np.concatenate(out) if out else np.zeros(0, bool)
+    probs = np.asarray(model.predict_on_batch(x), np.float64)
+    y = np.asarray(y).reshape(-1).astype(int)
+    correct.append(np.argmax(probs, axis=-1) == y)
+    # A floor, not Keras' 1e-7 clip: a net sure of a wrong class scores
+    # worse than one merely unsure (benchmarks/finalist_study.py measured
+    # with this floor).
+    loss.append(-np.log(np.maximum(probs[np.arange(len(y)), y], 1e-12)))
+  if not correct:
+    return np.zeros(0, bool), np.zeros(0)
+  return np.concatenate(correct), np.concatenate(loss)
 
 
 def train_dense(model: keras.Model, dataset, epochs: int, verbose: int = 2,

@@ -6,9 +6,11 @@ import json
 import os
 from unittest import mock
 
+import numpy as np
 import pytest
 
-from purl_tf import experiment, finalists, keras_api, search_loop, search_run
+from purl_tf import experiment, finalists, keras_api, rerank, search_loop
+from purl_tf import search_run
 from tests.conftest import tiny_search_config
 
 
@@ -99,17 +101,25 @@ def testFinish_FineTunedNetOfAnotherAllocation_IsRefused(searched, tmp_path):
 def testResumedFinalists_OnlyTheUnscoredAreFineTunedAgain_SameResult(
     tmp_path):
   config = _config(tmp_path, 4)  # every candidate is a finalist
+  config.search.finalist_score = 'loss'
   first = str(tmp_path / 'first')
   summary = search_run.run_search(config, first, verbose=0)
   state = _state(first)
   # No short re-ranking when every candidate is a finalist.
   assert state['reranked'] == {}
   assert len(state['finalists']) == 4
-  # As if killed during the last finalist's fine-tune.
+  assert len(state['finalists_loss_examples']) == 4
   chosen = str(state['best']['episode'])
+  assert state['best']['finalist_loss'] == min(state['finalists_loss'].values())
+  # As if killed during the last finalist's fine-tune.
   dropped = max(k for k in state['finalists'] if k != chosen)
-  del state['finalists'][dropped]
-  del state['finalists_correct'][dropped]
+  for part in ('finalists', 'finalists_correct', 'finalists_loss',
+               'finalists_loss_examples'):
+    del state[part][dropped]
+  # And one scored before the loss was kept: the choice needs it again.
+  old = min(k for k in state['finalists'] if k not in (chosen, dropped))
+  del state['finalists_loss'][old]
+  del state['finalists_loss_examples'][old]
   with open(os.path.join(first, 'search_state.json'), 'w') as f:
     json.dump(state, f)
   calls = []
@@ -121,11 +131,12 @@ def testResumedFinalists_OnlyTheUnscoredAreFineTunedAgain_SameResult(
 
   with mock.patch.object(experiment, 'final_finetune', counting):
     again = search_run.run_search(config, first, resume=True, verbose=0)
-  # The dropped finalist, then the chosen one again (scored before the
-  # restart; deterministic, so the same net).
-  assert len(calls) == 2
+  # The dropped finalist and the one without a loss, then the chosen one
+  # again (scored before the restart; deterministic, so the same net).
+  assert len(calls) == 3
   assert again['weights_sha256'] == summary['weights_sha256']
   assert _state(first)['finalists'] == summary['search']['finalists']
+  assert _state(first)['finalists_loss'] == summary['search']['finalists_loss']
 
 
 def testApiSearchWithFinalists_IsRefusedBeforeAnyWork():
@@ -164,3 +175,69 @@ def testFinalists_FollowTheSearchsConfig_NotTheContexts(tmp_path):
   assert finetuned is not None
   assert len(loop.state.finalists) == 3
   assert finetuned.sparsity_map == loop.allocation_of(loop.state.best)
+
+
+def _scored_state(scores):
+  """A SearchState whose finalists 0 (lamp), 1 (erk) and 5 (an agent
+  episode) have the given per-example (correct, loss) vectors."""
+  state = search_loop.SearchState()
+  for key, (correct, loss) in scores.items():
+    state.finalists[key] = float(np.mean(correct))
+    state.finalists_correct[key] = rerank.pack_correct(correct)
+    state.finalists_loss[key] = float(np.mean(loss))
+    state.finalists_loss_examples[key] = rerank.pack_floats(loss)
+  return state
+
+
+def _search_config(score, incumbent='best', z=2.0):
+  config = tiny_search_config()
+  config.search.finalist_score = score
+  config.search.rerank_incumbent = incumbent
+  config.search.finalist_z = z
+  return config.search
+
+
+# 400 reward examples, fixed: erk is right on 3 examples more than lamp but
+# unsure where lamp is sure; the agent's episode is right where lamp is and
+# surer everywhere.
+_I = np.arange(400)
+_LAMP = (_I < 360, np.where(_I < 360, 0.10, 2.0))
+_ERK = (_I < 363, np.where(_I < 363, 0.40, 2.0))
+_AGENT = (_I < 360, np.where(_I < 360, 0.05, 1.9))
+_FINALISTS = [_cand(0, True), _cand(1, True, 'erk'), _cand(5, False)]
+
+
+def testChooseByAccuracy_TheBestAccuracyAmongDemonstrations():
+  state = _scored_state({'0': _LAMP, '1': _ERK, '5': _AGENT})
+  best = finalists.choose(_FINALISTS, state, _search_config('accuracy'))
+  assert best['episode'] == 1
+
+
+def testChooseByLoss_TheLowestCrossEntropy_AnAgentEpisodeBeyondZ():
+  state = _scored_state({'0': _LAMP, '1': _ERK, '5': _AGENT})
+  # The agent's episode has the lowest loss, lower than lamp's on every
+  # example: far beyond 2 paired standard errors.
+  best = finalists.choose(_FINALISTS, state, _search_config('loss'))
+  assert best['episode'] == 5
+
+
+def testChooseByLossFirst_HoldsTheFirstDemonstrationUnlessBeatenByZ():
+  # Without the agent: erk's loss is higher, so lamp is held.
+  state = _scored_state({'0': _LAMP, '1': _ERK})
+  best = finalists.choose(_FINALISTS[:2], state,
+                          _search_config('loss', 'first'))
+  assert best['episode'] == 0
+  # By accuracy erk leads by 3 examples of 400, 1.7 paired SE.
+  best = finalists.choose(_FINALISTS[:2], state,
+                          _search_config('accuracy', 'first'))
+  assert best['episode'] == 0
+  best = finalists.choose(_FINALISTS[:2], state,
+                          _search_config('accuracy', 'first', z=1.0))
+  assert best['episode'] == 1
+
+
+def testUnknownFinalistScore_IsRefused():
+  config = tiny_search_config()
+  config.search.finalist_score = 'f1'
+  with pytest.raises(ValueError, match='search.finalist_score must be one of'):
+    search_loop.check_config(config)

@@ -111,3 +111,32 @@ def testPairedZ_EqualOrIdentical_IsZero_AllBetterEverywhere_IsInfinite():
   a = np.array([True, False, True])
   assert rerank.paired_z(a, a) == 0.0
   assert rerank.paired_z(np.ones(4, bool), np.zeros(4, bool)) == math.inf
+
+
+def testPackFloats_RoundTripsToThreeSignificantDigits():
+  rng = np.random.RandomState(1)
+  loss = rng.exponential(0.4, size=1001)
+  back = rerank.unpack_floats(rerank.pack_floats(loss))
+  assert back.shape == loss.shape
+  np.testing.assert_allclose(back, loss, rtol=1e-3, atol=1e-6)
+
+
+def testPerExample_CorrectAndLossMatchKeras_InDatasetOrder():
+  # Imported here: the rest of this file needs no TensorFlow.
+  from purl_tf import train  # pylint: disable=g-import-not-at-top
+  from purl_tf.compat import keras, tf  # pylint: disable=g-import-not-at-top
+  keras.utils.set_random_seed(0)
+  model = keras.Sequential([keras.layers.Input((6,)),
+                            keras.layers.Dense(4, activation='softmax')])
+  rng = np.random.RandomState(0)
+  x = rng.randn(50, 6).astype('float32')
+  y = rng.randint(0, 4, size=50)
+  ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+  correct, loss = train.per_example(model, ds)
+  probs = model.predict(x, verbose=0)
+  np.testing.assert_array_equal(correct, probs.argmax(-1) == y)
+  expected = keras.losses.sparse_categorical_crossentropy(y, probs).numpy()
+  np.testing.assert_allclose(loss, expected, rtol=1e-5)
+  np.testing.assert_array_equal(train.correct_predictions(model, ds), correct)
+  first, _ = train.per_example(model, ds, steps=1)
+  assert len(first) == 16
