@@ -139,9 +139,13 @@ def picks(cell):
 
 def _paired(a, b) -> str:
   d = [100 * (x - y) for x, y in zip(a, b)]
+  if not d:
+    return ''
+  # round() + 0.0: no '-0.00' for a difference that is zero.
+  mean = round(statistics.mean(d), 2) + 0.0
   if len(d) < 2:
-    return f'{d[0]:+.2f}' if d else ''
-  return f'{statistics.mean(d):+.2f} ± {statistics.stdev(d):.2f}'
+    return f'{mean:+.2f}'
+  return f'{mean:+.2f} ± {statistics.stdev(d):.2f}'
 
 
 def report(payload, cells) -> str:
