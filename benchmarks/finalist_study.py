@@ -38,52 +38,24 @@ a rerun; the Markdown beside it is rewritten each time.
 import json
 import os
 import statistics
-import sys
 import time
 
 from absl import app
-from absl import flags
 import numpy as np
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
+import study_common  # pylint: disable=g-import-not-at-top
+from purl_tf import cli_errors, experiment, io_utils, rerank, search_loop
+from purl_tf import train
 
-import purl_tf  # pylint: disable=g-import-not-at-top,unused-import
-from purl_tf import cli_errors, config_defaults, experiment, io_utils
-from purl_tf import rerank, search_loop, train
-
-_SEEDS = flags.DEFINE_list('seeds', ['0', '1', '2', '3', '4'], 'Seeds.')
-_TARGETS = flags.DEFINE_list('targets', ['0.9', '0.95', '0.98'], 'Targets.')
-_OUT = flags.DEFINE_string('out', os.path.join(REPO, 'benchmarks', 'results'),
-                           'Results directory (reads fmnist.json there).')
-_WORKDIR = flags.DEFINE_string('workdir', '/tmp/purl_bench', 'Run outputs.')
-_DENSE_CACHE = flags.DEFINE_string(
-    'dense_cache', os.path.join(REPO, 'benchmarks', 'dense_cache'),
-    'The benchmark\'s dense weights (the study refuses to train new ones).')
-NET = 'fmnist_resnet'
+NET = study_common.NET
 # The thresholds of the 'first' rule reported.
 FIRST_Z = (1.0, 2.0)
-
-
-def benchmark_cell(cells, seed, target, method):
-  return next((r for r in cells if (r['net'], r['seed'], r['method']) ==
-               (NET, seed, method) and abs(r['target'] - target) < 1e-9), None)
 
 
 def measure(seed: int, targets, cells, dense_records, save_cell):
   """Fine-tunes every demonstration of the seed at each target; calls
   `save_cell(target, cell)` as each target finishes."""
-  config = config_defaults.load(os.path.join(REPO, 'configs', f'{NET}.py'))
-  config.seed = seed
-  search_loop.check_config(config)
-  config.train.cache_dir = _DENSE_CACHE.value
-  workdir = os.path.join(_WORKDIR.value, f'finalist_{NET}_seed{seed}')
-  os.makedirs(workdir, exist_ok=True)
-  ctx = experiment.prepare(config, workdir, verbose=1)
-  if ctx.dense_train_s:
-    raise ValueError(f'seed {seed}: no cached dense net in '
-                     f'{_DENSE_CACHE.value}; the study pairs with the '
-                     'benchmark\'s cells and must prune the same net')
+  config, ctx = study_common.prepare('finalist', seed)
   digest = experiment.weights_digest(ctx.dense)
   recorded = [d for d in dense_records.values()
               if d.get('net') == NET and d.get('seed') == seed]
@@ -137,17 +109,6 @@ def picks(cell):
   return out
 
 
-def _paired(a, b) -> str:
-  d = [100 * (x - y) for x, y in zip(a, b)]
-  if not d:
-    return ''
-  # round() + 0.0: no '-0.00' for a difference that is zero.
-  mean = round(statistics.mean(d), 2) + 0.0
-  if len(d) < 2:
-    return f'{mean:+.2f}'
-  return f'{mean:+.2f} ± {statistics.stdev(d):.2f}'
-
-
 def report(payload, cells) -> str:
   """The Markdown: per cell each net's scores and each rule's pick; per
   target each rule's mean test accuracy against always taking the best
@@ -161,10 +122,8 @@ def report(payload, cells) -> str:
            'it returned that demonstration): the final fine-tune is '
            'deterministic, so they must be equal.', '']
   by_target = {}
-  for key in sorted(payload['cells'], key=lambda k: (float(k.split('@')[1]),
-                                                      int(k.split('@')[0]))):
-    seed, target = int(key.split('@')[0]), float(key.split('@')[1])
-    by_target.setdefault(target, []).append((seed, payload['cells'][key]))
+  for seed, target, cell in study_common.cells_in_order(payload):
+    by_target.setdefault(target, []).append((seed, cell))
   for target, rows in sorted(by_target.items()):
     order = rows[0][1]['order']
     rules = list(picks(rows[0][1]))
@@ -190,8 +149,8 @@ def report(payload, cells) -> str:
       oracle.append(max(test.values()))
       mismatches = []
       for n in order:
-        ref = benchmark_cell(cells, seed, target, n)
-        purl = benchmark_cell(cells, seed, target, 'purl')
+        ref = study_common.benchmark_cell(cells, seed, target, n)
+        purl = study_common.benchmark_cell(cells, seed, target, 'purl')
         if ref is None and purl and purl.get('best_reference') == n and (
             purl.get('best_episode') or 0) <= len(order):
           ref = purl
@@ -211,7 +170,7 @@ def report(payload, cells) -> str:
           ('differs: ' + ', '.join(mismatches) if mismatches else 'equal') +
           ' |')
       # The benchmark's best baseline at this target, by its 5-seed mean.
-      base = {m: benchmark_cell(cells, seed, target, m) for m in
+      base = {m: study_common.benchmark_cell(cells, seed, target, m) for m in
               ('uniform', 'global_magnitude', 'sensitivity', 'lamp', 'erk')}
       baseline.append({m: r['test_accuracy'] for m, r in base.items() if r})
     common = [m for m in baseline[0] if all(m in b for b in baseline)]
@@ -223,12 +182,12 @@ def report(payload, cells) -> str:
               'seeds |', '|---|---|---|---|']
     for n in order:
       lines.append(f'| always {n} | {statistics.mean(fixed[n]):.4f} | '
-                   f'{_paired(fixed[n], best_acc)} | {len(rows)} |')
+                   f'{study_common.paired(fixed[n], best_acc)} | {len(rows)} |')
     for r in rules:
       lines.append(f'| by {r} | {statistics.mean(tested[r]):.4f} | '
-                   f'{_paired(tested[r], best_acc)} | {len(rows)} |')
+                   f'{study_common.paired(tested[r], best_acc)} | {len(rows)} |')
     lines.append(f'| best on test (oracle) | {statistics.mean(oracle):.4f} | '
-                 f'{_paired(oracle, best_acc)} | {len(rows)} |')
+                 f'{study_common.paired(oracle, best_acc)} | {len(rows)} |')
     lines.append('')
   return '\n'.join(lines) + '\n'
 
@@ -236,15 +195,15 @@ def report(payload, cells) -> str:
 def main(argv):
   del argv
   cli_errors.quiet_logging()
-  with open(os.path.join(_OUT.value, 'fmnist.json')) as f:
+  with open(os.path.join(study_common.OUT.value, 'fmnist.json')) as f:
     bench = json.load(f)
   cells = bench['cells']
-  path = os.path.join(_OUT.value, f'finalist_{NET}.json')
+  path = os.path.join(study_common.OUT.value, f'finalist_{NET}.json')
   payload = {'cells': {}}
   if os.path.exists(path):
     with open(path) as f:
       payload = json.load(f)
-  targets = [float(t) for t in _TARGETS.value]
+  targets = [float(t) for t in study_common.TARGETS.value]
 
   def save():
     io_utils.write_json_atomic(path, payload)
@@ -255,7 +214,7 @@ def main(argv):
     payload['cells'][f'{seed}@{target:g}'] = cell
     save()
 
-  for seed in [int(s) for s in _SEEDS.value]:
+  for seed in [int(s) for s in study_common.SEEDS.value]:
     todo = [t for t in targets if f'{seed}@{t:g}' not in payload['cells']]
     if not todo:
       continue

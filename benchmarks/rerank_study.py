@@ -50,30 +50,16 @@ rerank_fmnist_resnet_common.json/.md:
 import json
 import os
 import statistics
-import sys
 import time
 
 from absl import app
 from absl import flags
 import numpy as np
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
-
-import purl_tf  # pylint: disable=g-import-not-at-top,unused-import
-from purl_tf import allocation, cli_errors, config_defaults, experiment
-from purl_tf import io_utils
-from purl_tf import rerank, search_loop
+import study_common  # pylint: disable=g-import-not-at-top
+from purl_tf import allocation, cli_errors, io_utils, rerank, search_loop
 from purl_tf.compat import keras
 
-_SEEDS = flags.DEFINE_list('seeds', ['0', '1', '2', '3', '4'], 'Seeds.')
-_TARGETS = flags.DEFINE_list('targets', ['0.9', '0.95', '0.98'], 'Targets.')
-_OUT = flags.DEFINE_string('out', os.path.join(REPO, 'benchmarks', 'results'),
-                           'Results directory (reads fmnist.json there).')
-_WORKDIR = flags.DEFINE_string('workdir', '/tmp/purl_bench', 'Run outputs.')
-_DENSE_CACHE = flags.DEFINE_string(
-    'dense_cache', os.path.join(REPO, 'benchmarks', 'dense_cache'),
-    'The benchmark\'s dense weights (the study refuses to train new ones).')
 _ORDER = flags.DEFINE_enum('order', 'candidate', rerank.ORDERS,
                            'search.rerank_order of the re-scoring.')
 _DRAWS = flags.DEFINE_integer('draws', 1, 'Draws per demonstration, each '
@@ -81,7 +67,7 @@ _DRAWS = flags.DEFINE_integer('draws', 1, 'Draws per demonstration, each '
 _REFERENCES = flags.DEFINE_string(
     'references', '', 'Demonstrations (default: the config\'s '
     'search.references).')
-NET = 'fmnist_resnet'
+NET = study_common.NET
 
 
 def choose(scores, correct, order, z, rule):
@@ -117,20 +103,11 @@ def block_pick(cell, vectors, incumbent: str, block, draws: int) -> str:
 
 def measure(seed: int, targets):
   """Re-ranking score and per-example correctness of every demonstration."""
-  config = config_defaults.load(os.path.join(REPO, 'configs', f'{NET}.py'))
-  config.seed = seed
-  config.search.rerank_order = _ORDER.value
-  if _REFERENCES.value:
-    config.search.references = _REFERENCES.value
-  search_loop.check_config(config)
-  config.train.cache_dir = _DENSE_CACHE.value
-  workdir = os.path.join(_WORKDIR.value, f'rerank_{NET}_seed{seed}')
-  os.makedirs(workdir, exist_ok=True)
-  ctx = experiment.prepare(config, workdir, verbose=1)
-  if ctx.dense_train_s:
-    raise ValueError(f'seed {seed}: no cached dense net in '
-                     f'{_DENSE_CACHE.value}; the study pairs with the '
-                     'benchmark\'s cells and must prune the same net')
+  def configure(config):
+    config.search.rerank_order = _ORDER.value
+    if _REFERENCES.value:
+      config.search.references = _REFERENCES.value
+  config, ctx = study_common.prepare('rerank', seed, configure)
   out = {}
   keras.utils.set_random_seed(seed)
   env = search_loop.build_env(ctx.dense, ctx.splits.search_train,
@@ -179,10 +156,7 @@ def report(payload, cells) -> str:
            'z(sens-lamp) | best: pick / test | first: pick / test |',
            '|---|---|---|---|---|---|---|---|---|']
   means = {}
-  for key in sorted(payload['cells'], key=lambda k: (float(k.split('@')[1]),
-                                                      int(k.split('@')[0]))):
-    seed, target = int(key.split('@')[0]), float(key.split('@')[1])
-    cell = payload['cells'][key]
+  for seed, target, cell in study_common.cells_in_order(payload):
     s, order = cell['scores'], cell['order']
     vectors = unpacked(cell)
     z = {n: rerank.paired_z(vectors[n], vectors[order[0]])
@@ -222,10 +196,7 @@ def report_draws(payload, cells) -> str:
            'best mean score over a block of k draws; its test accuracy is '
            'averaged over the disjoint blocks.', '']
   by_target = {}
-  for key in sorted(payload['cells'], key=lambda k: (float(k.split('@')[1]),
-                                                      int(k.split('@')[0]))):
-    seed, target = int(key.split('@')[0]), float(key.split('@')[1])
-    cell = payload['cells'][key]
+  for seed, target, cell in study_common.cells_in_order(payload):
     order = cell['order']
     test = {n: test_accuracy(cells, seed, target, n) for n in order}
     if any(v is None for v in test.values()):
@@ -278,36 +249,25 @@ def report_draws(payload, cells) -> str:
               ' (paired, pt) | seeds |', '|---|---|---|---|']
     for n in order:
       lines.append(f'| always {n} | {statistics.mean(fixed[n]):.4f} | ' +
-                   _paired(fixed[n], fixed[strongest]) +
+                   study_common.paired(fixed[n], fixed[strongest]) +
                    f' | {len(fixed[n])} |')
     for k in ks:
       lines.append(f'| pick by {k} draw(s) | {statistics.mean(picked[k]):.4f}'
-                   f' | {_paired(picked[k], fixed[strongest])} | '
+                   f' | {study_common.paired(picked[k], fixed[strongest])} | '
                    f'{len(picked[k])} |')
     for (n, k), accs in firsts.items():
       lines.append(f'| {n} unless beaten by {rows[0][1]["rerank_z"]:g} paired '
                    f'SE over {k} draw(s) | {statistics.mean(accs):.4f} | '
-                   f'{_paired(accs, fixed[strongest])} | {len(accs)} |')
+                   f'{study_common.paired(accs, fixed[strongest])} | {len(accs)} |')
     lines.append('')
   return '\n'.join(lines) + '\n'
 
 
-def _paired(a, b) -> str:
-  d = [100 * (x - y) for x, y in zip(a, b)]
-  if len(d) < 2:
-    return f'{d[0]:+.2f}' if d else ''
-  return f'{statistics.mean(d):+.2f} ± {statistics.stdev(d):.2f}'
-
-
 def test_accuracy(cells, seed, target, pick):
-  def cell(method):
-    return next((r for r in cells if (r['net'], r['seed'], r['method']) ==
-                 (NET, seed, method) and abs(r['target'] - target) < 1e-9),
-                None)
   if allocation.is_free(pick):
-    free = cell(pick)
+    free = study_common.benchmark_cell(cells, seed, target, pick)
     return free['test_accuracy'] if free else None
-  purl = cell('purl')
+  purl = study_common.benchmark_cell(cells, seed, target, 'purl')
   if purl and purl.get('best_reference') == pick:
     return purl['test_accuracy']
   return None
@@ -316,12 +276,12 @@ def test_accuracy(cells, seed, target, pick):
 def main(argv):
   del argv
   cli_errors.quiet_logging()
-  with open(os.path.join(_OUT.value, 'fmnist.json')) as f:
+  with open(os.path.join(study_common.OUT.value, 'fmnist.json')) as f:
     cells = json.load(f)['cells']
   settings = {'order': _ORDER.value, 'draws': _DRAWS.value,
               'references': _REFERENCES.value}
   default = settings == {'order': 'candidate', 'draws': 1, 'references': ''}
-  path = os.path.join(_OUT.value, f'rerank_{NET}' + (
+  path = os.path.join(study_common.OUT.value, f'rerank_{NET}' + (
       '' if default else f'_{_ORDER.value}') + '.json')
   payload = {'cells': {}, 'settings': settings}
   if os.path.exists(path):
@@ -332,7 +292,7 @@ def main(argv):
     if held != settings:
       raise ValueError(f'{path} holds a study run with {held}, not '
                        f'{settings}: rerun with those flags, or move it')
-  targets = [float(t) for t in _TARGETS.value]
+  targets = [float(t) for t in study_common.TARGETS.value]
 
   def save():
     io_utils.write_json_atomic(path, payload)
@@ -340,7 +300,7 @@ def main(argv):
       f.write(report_draws(payload, cells) if _DRAWS.value > 1 else
               report(payload, cells))
 
-  for seed in [int(s) for s in _SEEDS.value]:
+  for seed in [int(s) for s in study_common.SEEDS.value]:
     todo = [t for t in targets if f'{seed}@{t:g}' not in payload['cells']]
     if not todo:
       continue

@@ -60,7 +60,12 @@ def imports(path):
       names = [f'{node.module}.{a.name}' for a in node.names]
     for name in names:
       parts = name.split('.')
-      if parts[0] in ('purl_tf', 'tests', 'tools'):
+      # A script's own directory is on its path: a sibling module.
+      sibling = os.path.join(os.path.dirname(path), parts[0] + '.py')
+      if (len(parts) == 1 and os.path.dirname(path) != 'purl_tf' and
+          os.path.exists(os.path.join(REPO, sibling))):
+        internal.add(sibling)
+      elif parts[0] in ('purl_tf', 'tests', 'tools'):
         candidate = '/'.join(parts[:2]) + '.py' if len(parts) > 1 else None
         if parts[0] == 'purl_tf' and len(parts) == 1:
           candidate = 'purl_tf/__init__.py'
@@ -70,6 +75,12 @@ def imports(path):
         external.add(THIRD_PARTY[parts[0]])
   internal.discard(path)
   return internal, external
+
+
+def _is_script(path):
+  """Whether the file runs as a program (a module it imports is a library)."""
+  with open(os.path.join(REPO, path)) as f:
+    return "if __name__ == '__main__':" in f.read()
 
 
 def render():
@@ -87,7 +98,7 @@ def render():
     internal, external = imports(path)
     is_test = path.startswith('tests/') and path.endswith('_test.py')
     is_binary = path.startswith(('tools/', 'benchmarks/', 'examples/')) and (
-        not path.endswith('__init__.py'))
+        _is_script(path))
     rule = 'py_test' if is_test else 'py_binary' if is_binary else 'py_library'
     deps = [f'":{label(p)}"' for p in sorted(internal)]
     deps += [f'requirement("{r}")' for r in sorted(external)]
