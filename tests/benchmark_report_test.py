@@ -90,12 +90,19 @@ def testReportOnly_FinalistsTable_NamesEachScoreAndBoldsTheChosen(tmp_path):
                            'episode 4': 0.8100})
   search['curve'] = {'final_accuracy': [0.4, 0.39, 0.3, 0.42],
                      'demo': [True, True, False, False], 'return': [0.0] * 4}
-  payload = {'schema': 2, 'cells': cells + [search], 'dense': {
+  # A cell that kept the cross-entropy too (chosen by it: lamp).
+  by_loss = dict(search, method='purl_loss', best_episode=1,
+                 best_reference='lamp', test_accuracy=0.80,
+                 finalists_loss={'lamp': 0.4812, 'erk': 0.5001,
+                                 'episode 4': 0.5523})
+  payload = {'schema': 2, 'cells': cells + [search, by_loss], 'dense': {
       'fmnist_cnn/0/abc': {'net': 'fmnist_cnn', 'seed': 0,
                            'test_accuracy': 0.89, 'train_s': 30.0}}}
   md = _report_only(tmp_path, payload)
   assert ('| 0.98 | purl | 0 | lamp 0.8202, **erk 0.8270**, episode 4 '
           '0.8100 | erk demo: 0.8200 |') in md, md
+  assert ('| 0.98 | purl_loss | 0 | **lamp 0.8202 / 0.4812**, erk 0.8270 / '
+          '0.5001, episode 4 0.8100 / 0.5523 | lamp demo: 0.8000 |') in md, md
 
 
 def testReportOnly_OnlySearchCells_FindsTheirDenseNet(tmp_path):
