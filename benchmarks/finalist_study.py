@@ -41,11 +41,11 @@ import statistics
 import time
 
 from absl import app
-import numpy as np
+import ml_collections
 
 import study_common  # pylint: disable=g-import-not-at-top
-from purl_tf import cli_errors, experiment, io_utils, rerank, search_loop
-from purl_tf import train
+from purl_tf import cli_errors, experiment, finalists, io_utils, rerank
+from purl_tf import search_loop, train
 
 NET = study_common.NET
 # The thresholds of the 'first' rule reported.
@@ -89,23 +89,30 @@ def measure(seed: int, targets, cells, dense_records, save_cell):
 
 
 def picks(cell):
-  """What each rule picks in a cell: {rule: demonstration}."""
+  """What each rule picks in a cell: {rule: demonstration}, each by
+  `finalists.choose` (the search's own choice) on the cell's scores."""
   order = cell['order']
-  acc, loss = cell['reward_accuracy'], cell['reward_loss']
-  vectors = {n: rerank.unpack_correct(v) for n, v in cell['correct'].items()}
-  out = {'accuracy': max(order, key=lambda n: (acc[n], -order.index(n))),
-         'loss': min(order, key=lambda n: (loss[n], order.index(n)))}
+  # The finalists as the search keeps them: demonstration k as episode k.
   cands = [{'episode': k, 'demo': True} for k in range(len(order))]
-  # Higher is better for `rerank.choose`: the loss enters negated.
-  losses = {n: -rerank.unpack_floats(v) for n, v in cell['loss'].items()}
-  for name, score, vec in (('first', acc, vectors),
-                           ('first loss', {n: -loss[n] for n in order},
-                            losses)):
+  state = search_loop.SearchState(
+      finalists={str(k): cell['reward_accuracy'][n]
+                 for k, n in enumerate(order)},
+      finalists_correct={str(k): cell['correct'][n]
+                         for k, n in enumerate(order)},
+      finalists_loss={str(k): cell['reward_loss'][n]
+                      for k, n in enumerate(order)},
+      finalists_loss_examples={str(k): cell['loss'][n]
+                               for k, n in enumerate(order)})
+  rules = {'accuracy': ('accuracy', 0.0, 'best'),
+           'loss': ('loss', 0.0, 'best')}
+  for name, score in (('first', 'accuracy'), ('first loss', 'loss')):
     for z in FIRST_Z:
-      pick = rerank.choose(
-          cands, {str(k): score[n] for k, n in enumerate(order)},
-          {str(k): vec[n] for k, n in enumerate(order)}, z, 'first')
-      out[f'{name} {z:g}'] = order[pick['episode']]
+      rules[f'{name} {z:g}'] = (score, z, 'first')
+  out = {}
+  for rule, (score, z, incumbent) in rules.items():
+    search = ml_collections.ConfigDict(dict(
+        finalist_score=score, finalist_z=z, rerank_incumbent=incumbent))
+    out[rule] = order[finalists.choose(cands, state, search)['episode']]
   return out
 
 
@@ -138,7 +145,7 @@ def report(payload, cells) -> str:
               '|---|' + '---|' * (2 * len(order) - 1 + len(rules) + 1)]
     tested = {r: [] for r in rules}
     fixed = {n: [] for n in order}
-    oracle, baseline, base_names = [], [], []
+    oracle, baseline = [], []
     for seed, cell in rows:
       test = cell['test_accuracy']
       chosen = picks(cell)
@@ -148,9 +155,9 @@ def report(payload, cells) -> str:
         fixed[n].append(test[n])
       oracle.append(max(test.values()))
       mismatches = []
+      purl = study_common.benchmark_cell(cells, seed, target, 'purl')
       for n in order:
         ref = study_common.benchmark_cell(cells, seed, target, n)
-        purl = study_common.benchmark_cell(cells, seed, target, 'purl')
         if ref is None and purl and purl.get('best_reference') == n and (
             purl.get('best_episode') or 0) <= len(order):
           ref = purl
