@@ -30,9 +30,20 @@ demonstration in the benchmark, and its allocation is not kept in the cells.
 
   python benchmarks/finalist_study.py --seeds=0,1,2,3,4 --targets=0.9,0.95,0.98
 
-Resumable: each (seed, target) is written to
+Other candidates: `--references` (default: the config's, LAMP, ERK and their
+blend) adds nets to the same cells, such as blends weighted towards one side
+('lamp+lamp+erk', 'lamp+erk+erk'), and `--tag` names that candidate set's
+report; the rules then choose among the listed nets, the first as the
+incumbent:
+
+  python benchmarks/finalist_study.py --targets=0.98 --tag=weighted \
+      --references=lamp,erk,lamp+erk,lamp+lamp+erk,lamp+erk+erk
+
+Resumable: each net of each (seed, target) is written to
 benchmarks/results/finalist_fmnist_resnet.json as it finishes and skipped on
-a rerun; the Markdown beside it is rewritten each time.
+a rerun (a net another candidate set measured is not fine-tuned again); the
+Markdown of the candidate set (finalist_fmnist_resnet[_TAG].md) is rewritten
+each time.
 """
 
 import json
@@ -43,18 +54,27 @@ import time
 from absl import app
 import ml_collections
 
+from absl import flags
 import study_common  # pylint: disable=g-import-not-at-top
-from purl_tf import cli_errors, experiment, finalists, io_utils, rerank
+from purl_tf import cli_errors, config_defaults, experiment, finalists
+from purl_tf import io_utils, rerank
 from purl_tf import search_loop, train
 
 NET = study_common.NET
+_REFERENCES = flags.DEFINE_string(
+    'references', '', 'The candidates, comma-separated, the incumbent first '
+    '(empty: the config\'s search.references).')
+_TAG = flags.DEFINE_string('tag', '', 'Names this candidate set\'s report '
+                           'finalist_NET_TAG.md (empty: the default set\'s).')
 # The thresholds of the 'first' rule reported.
 FIRST_Z = (1.0, 2.0)
 
 
-def measure(seed: int, targets, cells, dense_records, save_cell):
-  """Fine-tunes every demonstration of the seed at each target; calls
-  `save_cell(target, cell)` as each target finishes."""
+def measure(seed: int, targets, references: str, known, cells,
+            dense_records, save_cell):
+  """Fine-tunes each candidate of the seed at each target that `known`
+  (the study's cells, by 'seed@target') lacks; calls `save_cell(target,
+  cell)` after each net."""
   config, ctx = study_common.prepare('finalist', seed)
   digest = experiment.weights_digest(ctx.dense)
   recorded = [d for d in dense_records.values()
@@ -64,11 +84,14 @@ def measure(seed: int, targets, cells, dense_records, save_cell):
                      'the one the benchmark\'s cells pruned')
   for target in targets:
     demos = search_loop.reference_allocations(
-        str(config.search.references), ctx.dense, target)
-    cell = {'order': list(demos), 'reward_accuracy': {}, 'reward_loss': {},
-            'test_accuracy': {}, 'correct': {}, 'loss': {}, 'test_correct': {},
-            'finetune_s': {}}
+        references or str(config.search.references), ctx.dense, target)
+    cell = known.get(f'{seed}@{target:g}') or {
+        'order': [], 'reward_accuracy': {}, 'reward_loss': {},
+        'test_accuracy': {}, 'correct': {}, 'loss': {}, 'test_correct': {},
+        'finetune_s': {}}
     for name, alloc in demos.items():
+      if name in cell['test_accuracy']:
+        continue
       t0 = time.perf_counter()
       ft = experiment.final_finetune(ctx, alloc, method=name, target=target,
                                      verbose=0)
@@ -81,17 +104,19 @@ def measure(seed: int, targets, cells, dense_records, save_cell):
       cell['loss'][name] = rerank.pack_floats(loss)
       cell['test_correct'][name] = rerank.pack_correct(test_correct)
       cell['finetune_s'][name] = time.perf_counter() - t0
+      # 'order': every net of the cell, in the order first measured.
+      cell['order'].append(name)
       print(f'seed {seed} @{target:g} {name}: reward acc '
             f'{correct.mean():.4f} loss {loss.mean():.4f}, test acc '
             f'{test_correct.mean():.4f} ({cell["finetune_s"][name]:.0f}s)',
             flush=True)
-    save_cell(target, cell)
+      save_cell(target, cell)
 
 
-def picks(cell):
-  """What each rule picks in a cell: {rule: demonstration}, each by
-  `finalists.choose` (the search's own choice) on the cell's scores."""
-  order = cell['order']
+def picks(cell, order):
+  """What each rule picks among the nets `order` of a cell (the first the
+  incumbent): {rule: net}, each by `finalists.choose` (the search's own
+  choice) on the cell's scores."""
   # The finalists as the search keeps them: demonstration k as episode k.
   cands = [{'episode': k, 'demo': True} for k in range(len(order))]
   state = search_loop.SearchState(
@@ -116,12 +141,16 @@ def picks(cell):
   return out
 
 
-def report(payload, cells) -> str:
-  """The Markdown: per cell each net's scores and each rule's pick; per
-  target each rule's mean test accuracy against always taking the best
-  single allocation and against the benchmark's best baseline."""
+def report(payload, cells, order, demos) -> str:
+  """The Markdown of the candidate set `order` (the first the incumbent),
+  over the cells that have every one of its nets: per cell each net's
+  scores and each rule's pick; per target each rule's mean test accuracy
+  against always taking one allocation and against the benchmark's best
+  baseline. `demos`: the search's demonstrations (the config's references),
+  for the check against the purl cells that returned one."""
   lines = [f'# Choosing among the finalists ({NET})', '',
-           'Each demonstration\'s final fine-tune, scored on the reward split '
+           f'Candidates: {", ".join(order)}. Each one\'s final fine-tune, '
+           'scored on the reward split '
            '(accuracy, mean cross-entropy) and tested; what each choice rule '
            'picks (see `benchmarks/finalist_study.py`). "check" compares the '
            'test accuracy with the benchmark\'s cell of the same allocation '
@@ -130,10 +159,10 @@ def report(payload, cells) -> str:
            'deterministic, so they must be equal.', '']
   by_target = {}
   for seed, target, cell in study_common.cells_in_order(payload):
-    by_target.setdefault(target, []).append((seed, cell))
+    if all(n in cell['test_accuracy'] for n in order):
+      by_target.setdefault(target, []).append((seed, cell))
   for target, rows in sorted(by_target.items()):
-    order = rows[0][1]['order']
-    rules = list(picks(rows[0][1]))
+    rules = list(picks(rows[0][1], order))
     lines += [f'## Target {target:.2f}', '',
               'Per net: reward-split accuracy / cross-entropy / test '
               f'accuracy; "z vs {order[0]}": paired standard errors by which '
@@ -148,18 +177,18 @@ def report(payload, cells) -> str:
     oracle, baseline = [], []
     for seed, cell in rows:
       test = cell['test_accuracy']
-      chosen = picks(cell)
+      chosen = picks(cell, order)
       for r in rules:
         tested[r].append(test[chosen[r]])
       for n in order:
         fixed[n].append(test[n])
-      oracle.append(max(test.values()))
+      oracle.append(max(test[n] for n in order))
       mismatches = []
       purl = study_common.benchmark_cell(cells, seed, target, 'purl')
       for n in order:
         ref = study_common.benchmark_cell(cells, seed, target, n)
         if ref is None and purl and purl.get('best_reference') == n and (
-            purl.get('best_episode') or 0) <= len(order):
+            purl.get('best_episode') or 0) <= len(demos):
           ref = purl
         if ref is not None and abs(ref['test_accuracy'] - test[n]) > 5e-5:
           mismatches.append(f'{n} {ref["test_accuracy"]:.4f}')
@@ -206,30 +235,38 @@ def main(argv):
     bench = json.load(f)
   cells = bench['cells']
   path = os.path.join(study_common.OUT.value, f'finalist_{NET}.json')
+  md = path[:-5] + (f'_{_TAG.value}' if _TAG.value else '') + '.md'
   payload = {'cells': {}}
   if os.path.exists(path):
     with open(path) as f:
       payload = json.load(f)
   targets = [float(t) for t in study_common.TARGETS.value]
+  demos = search_loop.parse_references(str(config_defaults.load(
+      os.path.join(study_common.REPO, 'configs', f'{NET}.py')
+  ).search.references))
+  order = search_loop.parse_references(_REFERENCES.value) or demos
 
   def save():
     io_utils.write_json_atomic(path, payload)
-    with open(path[:-5] + '.md', 'w') as f:
-      f.write(report(payload, cells))
+    with open(md, 'w') as f:
+      f.write(report(payload, cells, order, demos))
 
   def save_cell(target, cell):
     payload['cells'][f'{seed}@{target:g}'] = cell
     save()
 
   for seed in [int(s) for s in study_common.SEEDS.value]:
-    todo = [t for t in targets if f'{seed}@{t:g}' not in payload['cells']]
+    todo = [t for t in targets if not all(
+        n in payload['cells'].get(f'{seed}@{t:g}', {}).get('test_accuracy', {})
+        for n in order)]
     if not todo:
       continue
     t0 = time.perf_counter()
-    measure(seed, todo, cells, bench['dense'], save_cell)
+    measure(seed, todo, ','.join(order), payload['cells'], cells,
+            bench['dense'], save_cell)
     print(f'seed {seed}: {time.perf_counter() - t0:.0f}s', flush=True)
   save()
-  print(f'wrote {path[:-5]}.json/.md')
+  print(f'wrote {path} and {md}')
 
 
 if __name__ == '__main__':

@@ -420,19 +420,21 @@ def sensitivity(model: keras.Model, target: float, reward_ds,
 
 
 def blend_parts(method: str):
-  """The allocations a blend name such as 'lamp+erk' combines ([]: not a
-  blend)."""
+  """The allocations a blend name such as 'lamp+erk' combines, repeats
+  included ([]: not a blend)."""
   return method.split('+') if '+' in method else []
 
 
 def is_free(method: str) -> bool:
   """Whether `method` needs nothing but the weights: one of `FREE_METHODS`
-  or a blend of two or more distinct ones ('lamp+erk')."""
+  or a blend of two or more distinct ones ('lamp+erk'). A part may be listed
+  more than once to weight it: 'lamp+erk+erk' is the geometric mean with
+  weights 1/3 and 2/3, a third of the way from ERK to LAMP in log-density
+  ('lamp+lamp' is LAMP itself and is refused as a blend)."""
   parts = blend_parts(method)
   if not parts:
     return method in FREE_METHODS
-  return len(set(parts)) == len(parts) >= 2 and all(
-      p in FREE_METHODS for p in parts)
+  return len(set(parts)) >= 2 and all(p in FREE_METHODS for p in parts)
 
 
 def allocate(method: str, model: keras.Model, target: float,
@@ -441,8 +443,8 @@ def allocate(method: str, model: keras.Model, target: float,
   """Dispatches to an allocation method by name.
 
   Args:
-    method: one of `METHODS`, or a blend of free ones ('lamp+erk', see
-      `is_free` and `blend`).
+    method: one of `METHODS`, or a blend of free ones ('lamp+erk', or
+      'lamp+erk+erk' weighted 1:2; see `is_free` and `blend`).
     model: the trained dense model.
     target: global target sparsity.
     reward_ds: the reward split, for 'sensitivity'.
@@ -451,9 +453,10 @@ def allocate(method: str, model: keras.Model, target: float,
       'sensitivity' (see `sensitivity_scan`).
   """
   if blend_parts(method) and is_free(method):
+    # Each distinct part once; a repeated part weighs in the geometric mean.
+    parts = {m: allocate(m, model, target) for m in set(blend_parts(method))}
     return blend(pruning.prunable_layers(model),
-                 [allocate(m, model, target) for m in blend_parts(method)],
-                 target)
+                 [parts[m] for m in blend_parts(method)], target)
   if method == 'uniform':
     return uniform(model, target)
   if method == 'global_magnitude':

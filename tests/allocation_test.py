@@ -163,6 +163,23 @@ def testAllocate_ABlendNameIsTheBlendOfItsParts():
     allocation.allocate('lamp+lamp', model, 0.95)
 
 
+def testAllocate_ARepeatedPartWeighsTheBlend():
+  model = models.fmnist_resnet()
+  infos = pruning.prunable_layers(model)
+  lamp, erk = allocation.lamp(model, 0.98), allocation.erk(model, 0.98)
+  got = allocation.allocate('lamp+erk+erk', model, 0.98)
+  assert allocation.is_free('lamp+erk+erk')
+  assert got == allocation.blend(infos, [lamp, erk, erk], 0.98)
+  assert pruning.global_sparsity(infos, got) == pytest.approx(0.98, abs=1e-9)
+  # Two thirds of the way to ERK: on the layers where LAMP and ERK disagree
+  # most, the weighted blend is closer to ERK than the even blend is.
+  even = allocation.allocate('lamp+erk', model, 0.98)
+  far = sorted(lamp, key=lambda n: -abs(np.log((1 - lamp[n]) / (1 - erk[n]))))
+  for n in far[:3]:
+    assert abs(np.log((1 - got[n]) / (1 - erk[n]))) < abs(
+        np.log((1 - even[n]) / (1 - erk[n]))), n
+
+
 def testBlend_BadInputRaisesValueError():
   infos = pruning.prunable_layers(_dense_model([(10, 10), (10, 10)]))
   with pytest.raises(ValueError, match='at least one'):

@@ -334,10 +334,15 @@ def testFinalistStudy_RulesPickByAccuracyLossOrIncumbent_AndCheckTheBenchmark():
       '    out["loss"][n] = rerank.pack_floats(l)',
       '  return out',
       'payload = {"cells": {"0@0.9": cell(0.0), "1@0.9": cell(0.01)}}',
-      'got = finalist_study.picks(payload["cells"]["0@0.9"])',
+      'got = finalist_study.picks(payload["cells"]["0@0.9"], list(nets))',
       'assert got == {"accuracy": "erk", "loss": "lamp+erk", "first 1": "lamp",',
       '               "first 2": "lamp", "first loss 1": "lamp+erk",',
       '               "first loss 2": "lamp+erk"}, got',
+      '# A smaller candidate set: the rules choose among its nets only.',
+      'got = finalist_study.picks(payload["cells"]["0@0.9"], ["lamp", "erk"])',
+      'assert got == {"accuracy": "erk", "loss": "lamp", "first 1": "lamp",',
+      '               "first 2": "lamp", "first loss 1": "lamp",',
+      '               "first loss 2": "lamp"}, got',
       'back = rerank.unpack_floats(payload["cells"]["0@0.9"]["loss"]["erk"])',
       'assert np.allclose(back, nets["erk"][1], atol=1e-3), back',
       'def bench(seed, m, acc):',
@@ -346,7 +351,7 @@ def testFinalistStudy_RulesPickByAccuracyLossOrIncumbent_AndCheckTheBenchmark():
       'cells = [bench(0, "lamp", 0.90), bench(0, "erk", 0.87),',
       '         bench(1, "lamp", 0.91), bench(1, "erk", 0.89),',
       '         bench(0, "uniform", 0.85), bench(1, "uniform", 0.86)]',
-      'md = finalist_study.report(payload, cells)',
+      'md = finalist_study.report(payload, cells, list(nets), list(nets))',
       'assert "| 0 | 0.9000 / 0.2900 / 0.9000 |" in md, md',
       'assert "| +0.6 / -10.6 | +0.0 / +29.8 | erk | lamp+erk | lamp | lamp | '
       'lamp+erk | lamp+erk | differs: '
@@ -357,5 +362,9 @@ def testFinalistStudy_RulesPickByAccuracyLossOrIncumbent_AndCheckTheBenchmark():
       'assert "| by loss | 0.8950 | -1.00 ± 0.00 | 2 |" in md, md',
       'assert "| by first 2 | 0.9050 | +0.00 ± 0.00 | 2 |" in md, md',
       'assert "| best on test (oracle) | 0.9050 | +0.00 ± 0.00 | 2 |" in md, md',
+      '# A candidate no cell has measured: no target is reported for it.',
+      'md = finalist_study.report(payload, cells, ["lamp", "lamp+erk+erk"],',
+      '                           list(nets))',
+      'assert "Candidates: lamp, lamp+erk+erk." in md and "## Target" not in md',
       'print("checked")'])
   _run_checked(code)
