@@ -18,8 +18,9 @@ applies, so baselines and PuRL's policies take the same code path.
                     parameter budget).
 
 `blend` combines allocations (the geometric mean of their densities, met at
-the target); `allocate` takes blends of the free ones by name ('lamp+erk'),
-which the benchmark measures and the search can play as demonstrations.
+the target); `allocate` takes blends of the free ones by name ('lamp+erk';
+a part listed twice weighs twice, 'lamp+erk+erk'), which the benchmark
+measures and the search can play as demonstrations.
 
 Every method's map meets the global target to within one weight per layer
 (`fit_to_target` does the last rounding for the ones that need it).
