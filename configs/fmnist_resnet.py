@@ -41,7 +41,12 @@ def get_config(arg=None):
   # (a tie) and picked the better allocation where it led by 6-8 SE at
   # 95-98%, but held LAMP at 98% on a seed where the blend led by 0.4 SE and
   # tested 1.06 pt higher: +0.53 pt over ERK at 98% (a tie) where accuracy
-  # won by +0.74 (benchmarks/results/finalist_fmnist_resnet.md). Earlier
+  # won by +0.74 (benchmarks/results/finalist_fmnist_resnet.md). Two more
+  # blends as candidates (`purl_weighted` in the README: lamp+lamp+erk,
+  # lamp+erk+erk, five episodes, all five finalists) won at 98% (+0.69 pt
+  # over ERK, 5 seeds) but cost 4.15x the dense training in its one
+  # side-by-side run: not the default until its cost is measured again and
+  # its 90-95% cells are run. Earlier
   # budgets, measured: `purl_14ep` (14 episodes, 3 agent episodes
   # re-ranked) and `purl_nosens` (9 episodes); in none of their cells did an
   # agent episode win.
