@@ -47,7 +47,7 @@ def get_config(arg=None):
   # over ERK, 5 seeds) but cost 4.15x the dense training in its one
   # side-by-side run (at 95% it picked as this default on 5 of 5 seeds):
   # not the default until its cost is measured again and its 90% cells are
-  # run. Earlier
+  # all run (LAMP on seeds 0-1 so far, as this default). Earlier
   # budgets, measured: `purl_14ep` (14 episodes, 3 agent episodes
   # re-ranked) and `purl_nosens` (9 episodes); in none of their cells did an
   # agent episode win.
