@@ -52,9 +52,9 @@ import statistics
 import time
 
 from absl import app
+from absl import flags
 import ml_collections
 
-from absl import flags
 import study_common  # pylint: disable=g-import-not-at-top
 from purl_tf import cli_errors, config_defaults, experiment, finalists
 from purl_tf import io_utils, rerank
