@@ -195,8 +195,8 @@ def parse_references(names: str) -> List[str]:
     if n not in REFERENCE_METHODS and not allocation.is_free(n):
       raise ValueError(f'unknown reference allocation {n!r} (search.references'
                        f' / env.reference); one of {REFERENCE_METHODS}, or a '
-                       'blend of free ones such as lamp+erk (lamp+erk+erk weighs ERK '
-                       'twice)')
+                       'blend of free ones such as lamp+erk (lamp+erk+erk '
+                       'weighs ERK twice)')
   if len(set(listed)) != len(listed):
     raise ValueError(f'search.references lists an allocation twice: {names!r}')
   return listed
