@@ -98,7 +98,10 @@ def base_config() -> ml_collections.ConfigDict:
   # sized for search + final fine-tune near 3x the dense training on 2 cores
   # (benchmarks/results/fmnist.md); configs/ adjust them per net.
   c.search = ml_collections.ConfigDict()
-  # Episodes, the demonstrations (search.references) included.
+  # Episodes, the demonstrations (search.references) included. 0: no
+  # episode; the references are the candidates and every one is a finalist
+  # (search.finalists at least their number): the final fine-tune alone
+  # chooses among them (fmnist_resnet's `purl_select` in the README).
   c.search.episodes = 16
   c.search.greedy_every = 5       # a greedy (unrecorded) episode every N.
   c.search.finetune_steps = 10    # batches per reward fine-tune.

@@ -129,8 +129,8 @@ def check_config(config):
   if str(c.search.select) not in SELECT_RULES:
     raise ValueError(f'search.select must be one of {SELECT_RULES}, got '
                      f'{c.search.select!r}')
-  if int(c.search.episodes) < 1:
-    raise ValueError(f'search.episodes must be >= 1, got {c.search.episodes}')
+  if int(c.search.episodes) < 0:
+    raise ValueError(f'search.episodes must be >= 0, got {c.search.episodes}')
   if int(c.search.rerank) < 0 or int(c.search.rerank_hold_steps) < 0 or (
       int(c.search.rerank) and int(c.search.rerank_ramp_steps) < 10):
     raise ValueError('search.rerank and search.rerank_hold_steps must be >= 0 '
@@ -166,6 +166,16 @@ def check_config(config):
   grid = env_lib.action_grid(c.env.action_min, c.env.action_max,
                              c.env.action_step)
   names = parse_references(str(c.search.references))
+  if int(c.search.episodes) == 0 and (
+      not names or int(c.search.finalists) < len(names)):
+    # No episode: the references are the candidates, and only the final
+    # fine-tune can choose among them.
+    raise ValueError(
+        'search.episodes=0 (no episode: every reference gets the final '
+        'fine-tune and the best on the reward split is the result) needs '
+        'allocations in search.references and search.finalists at least '
+        f'their number ({len(names)}), got search.finalists='
+        f'{c.search.finalists}')
   if c.env.reference != 'best':
     parse_references(str(c.env.reference))
   try:
@@ -281,8 +291,9 @@ class SearchLoop:
       measure: scan when the state has no allocation yet (False: only take
         what the state holds, as `restore()` does).
     """
-    # Only the demonstrations the episode budget plays, and a fixed reference.
-    played = list(self.demos)[:int(self.config.search.episodes)]
+    # Only the demonstrations the episode budget plays (all of them without
+    # episodes: they are the candidates), and a fixed reference.
+    played = list(self.demos)[:int(self.config.search.episodes) or None]
     wanted = [n for n in played if self.demos[n] is None] + [
         n for n, m in self.fixed_map.items() if m is None]
     for name in wanted:
@@ -371,6 +382,8 @@ class SearchLoop:
     """
     c = self.config
     episodes = int(c.search.episodes)
+    if not episodes:
+      return self._references_only()
     if self.verbose:
       print(f'searching {len(self.names)} layers for {episodes} episodes '
             f'(target sparsity {self.target:.3f}, dense reward accuracy '
@@ -388,6 +401,36 @@ class SearchLoop:
           'run more episodes')
     self._rerank()
     return self.state
+
+  def _references_only(self) -> SearchState:
+    """`search.episodes=0`: the references are the candidates, unplayed.
+
+    Where the agent's episodes were never the result (`fmnist_resnet`: 0 of
+    30 cells, benchmarks/results/fmnist.md) and every demonstration is a
+    finalist, playing the demonstrations changes nothing the choice reads:
+    the final fine-tune of each (purl_tf/finalists.py) decides. Candidate
+    `i` is reference `i`, numbered as its demonstration episode would be.
+    Its episode fields (return, accuracies) are None.
+    """
+    self._measure_references()
+    state = self.state
+    if not state.candidates:  # a resumed run keeps its own
+      for i, (name, alloc) in enumerate(self.demos.items()):
+        state.candidates.append({
+            'episode': i, 'demo': True, 'reference': name,
+            'sparsity': [float(alloc[n]) for n in self.names],
+            'global_sparsity': float(
+                pruning.global_sparsity(self.env.infos, alloc)),
+            'accuracies': [], 'final_accuracy': None, 'return': None})
+      # The first reference holds until the finalists choose.
+      state.best = dict(state.candidates[0])
+      del state.best['demo']
+      self.save_state()
+    if self.verbose:
+      print(f'no search episodes: the {len(self.demos)} references '
+            f'({", ".join(self.demos)}) are the candidates for the target '
+            f'sparsity {self.target:.3f}', flush=True)
+    return state
 
   def _fitted(self, sparsity) -> Dict[str, float]:
     found = dict(zip(self.names, sparsity))

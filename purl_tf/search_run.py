@@ -57,7 +57,9 @@ def run_search(config, workdir: str, *, resume: bool = False,
     episode = state.best['episode']
     # Demonstrations are the first episodes; saying so tells the user that
     # the search found nothing better than that free allocation.
-    what = (f'the {ref} demonstration (episode {episode + 1})'
+    what = (f'the {ref} reference (no episode played)'
+            if not state.episode else
+            f'the {ref} demonstration (episode {episode + 1})'
             if episode < len(loop.demos) else
             f'episode {episode + 1}{f" (relative to {ref})" if ref else ""}')
     print(f'best policy: {what}: {shown}{more}', flush=True)

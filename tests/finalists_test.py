@@ -139,6 +139,47 @@ def testResumedFinalists_OnlyTheUnscoredAreFineTunedAgain_SameResult(
   assert _state(first)['finalists_loss'] == summary['search']['finalists_loss']
 
 
+def testNoEpisodes_TheReferencesAreTheFinalists_SameChoiceAsPlayingThem(
+    tmp_path):
+  # Three references, each played as a demonstration episode or not played.
+  played = _config(tmp_path, 3, episodes=3)
+  played.search.finalist_score = 'loss'
+  unplayed = played.copy_and_resolve_references()
+  unplayed.search.episodes = 0
+  with_episodes = search_run.run_search(played, str(tmp_path / 'played'),
+                                        verbose=0)
+  workdir = str(tmp_path / 'unplayed')
+  without = search_run.run_search(unplayed, workdir, verbose=0)
+  state = _state(workdir)
+  assert state['episode'] == 0 and state['env_steps'] == 0
+  assert not os.path.exists(os.path.join(workdir, 'episodes.jsonl'))
+  assert [c['reference'] for c in state['candidates']] == [
+      'lamp', 'erk', 'global_magnitude']
+  # The episodes changed nothing the choice reads: the same finalists'
+  # scores, the same chosen net.
+  assert without['search']['finalists_loss'] == (
+      with_episodes['search']['finalists_loss'])
+  assert without['allocation'] == with_episodes['allocation']
+  assert without['weights_sha256'] == with_episodes['weights_sha256']
+  assert without['search']['episodes'] == 0
+  # Resumed after the finalists were scored: nothing is searched, the
+  # chosen net is fine-tuned again and comes out the same.
+  again = search_run.run_search(unplayed, workdir, resume=True, verbose=0)
+  assert again['weights_sha256'] == without['weights_sha256']
+
+
+def testNoEpisodes_FewerFinalistsThanReferences_IsRefused():
+  config = tiny_search_config()
+  config.search.episodes = 0
+  config.search.references = 'lamp,erk'
+  config.search.finalists = 1
+  with pytest.raises(ValueError, match=r'search.finalists at least their '
+                     r'number \(2\)'):
+    search_loop.check_config(config)
+  config.search.finalists = 2
+  search_loop.check_config(config)
+
+
 def testApiSearchWithFinalists_IsRefusedBeforeAnyWork():
   config = tiny_search_config()
   config.search.finalists = 2

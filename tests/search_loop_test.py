@@ -209,7 +209,9 @@ def testFinalEvaluation_UsesItsOwnBatchCount(dense, splits):
     ('search.rerank_order', 'random', 'rerank_order'),
     ('search.rerank_draws', 0, 'rerank_draws'),
     ('search.select', 'luck', 'search.select'),
-    ('search.episodes', 0, 'search.episodes'),
+    ('search.episodes', -1, 'search.episodes'),
+    # No episode: the references must all be finalists.
+    ('search.episodes', 0, 'search.episodes=0'),
     ('search.checkpoint_every', 0, 'checkpoint_every'),
     ('env.action_space', 'polar', 'env.action_space'),
     ('env.scale_min', 0.5, 'scale grid'),
