@@ -232,9 +232,11 @@ def run_purl(ctx, config):
       'best_reference': state.best.get('reference', ''),
       'demonstrations': dict(state.demos),
       'episode_global_sparsity': state.best['global_sparsity'],
+      # None with search.episodes=0 (no episode: the references are the
+      # finalists).
       'step_profile': {'finetune_share': ft / wall, 'eval_share': ev / wall,
                        'other_share': (wall - ft - ev) / wall,
-                       'episode_s': wall / len(records)},
+                       'episode_s': wall / len(records)} if records else None,
       'rss_mb_after_episode_5': samples.get(5),
       'rss_mb_after_last_episode': samples.get(state.episode),
       'curve': {'return': [r['return'] for r in records],
@@ -352,7 +354,8 @@ def run_cells(cells: Cells, quick: bool, deadline: float, save):
       check_same_dense(dense_key, dense, weights_sha256,
                        ctx.dense_test_accuracy)
       if ctx.dense_train_s:  # trained now, not read from the cache
-        dense.update(train_s=ctx.dense_train_s)
+        dense.update(train_s=ctx.dense_train_s,
+                     train_cpu_s=ctx.dense_train_cpu_s)
       dense.update(net=net, seed=seed, test_accuracy=ctx.dense_test_accuracy,
                    weights_sha256=weights_sha256)
       if not dense.get('train_s'):
@@ -375,7 +378,7 @@ def run_cells(cells: Cells, quick: bool, deadline: float, save):
         if time.time() > deadline:
           return False
         keras.utils.set_random_seed(seed)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         extra, finetuned = {}, None
         if method.startswith('purl'):
           sparsity_map, extra, finetuned = run_purl(
@@ -398,6 +401,7 @@ def run_cells(cells: Cells, quick: bool, deadline: float, save):
         else:
           sparsity_map = allocation.allocate(method, ctx.dense, target)
         alloc_s = time.perf_counter() - t0
+        alloc_cpu = time.process_time() - c0
         ctx.workdir = os.path.join(workdir, f'{method}_{target}')
         os.makedirs(ctx.workdir, exist_ok=True)
         keras.utils.set_random_seed(seed)  # the same fine-tune for every method
@@ -406,6 +410,12 @@ def run_cells(cells: Cells, quick: bool, deadline: float, save):
                                     finetuned=finetuned)
         # A finalist's fine-tune is already in the search's time.
         ft_s = 0.0 if finetuned else summary['wall_s']['finetune']
+        ft_cpu = 0.0 if finetuned else summary['cpu_s']['finetune']
+        # The same ratio in CPU seconds (all threads), where the dense
+        # training's were recorded: the wall time moves with the cores the
+        # process got (fine-tunes took ~50 s or ~91 s within one run).
+        cpu_ratio = ((alloc_cpu + ft_cpu) / dense['train_cpu_s']
+                     if dense.get('train_cpu_s') else None)
         row = {'net': net, 'seed': seed, 'target': target, 'method': method,
                'config_digest': cell_digest(config, method),
                # Which dense record this cell pruned: a search's digest
@@ -418,6 +428,8 @@ def run_cells(cells: Cells, quick: bool, deadline: float, save):
                'gzip_ratio': summary['gzip_bytes']['ratio'],
                'allocation_s': alloc_s, 'finetune_s': ft_s,
                'wall_over_dense_train': (alloc_s + ft_s) / dense['train_s'],
+               'allocation_cpu_s': alloc_cpu, 'finetune_cpu_s': ft_cpu,
+               'cpu_over_dense_train': cpu_ratio,
                'measured': time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()),
                # Other work on the machine inflates wall times: the 5-minute
                # load average says whether this cell shared its cores.
@@ -426,7 +438,9 @@ def run_cells(cells: Cells, quick: bool, deadline: float, save):
         print(f'{net} seed {seed} {method} @{target}: test acc '
               f'{row["test_accuracy"]:.4f} sparsity {row["sparsity"]:.4f} '
               f'wall {alloc_s + ft_s:.0f}s '
-              f'({row["wall_over_dense_train"]:.2f}x dense)', flush=True)
+              f'({row["wall_over_dense_train"]:.2f}x dense'
+              + (f', CPU {cpu_ratio:.2f}x' if cpu_ratio else '') + ')',
+              flush=True)
         cells.add(row)
         save()
   return True
@@ -452,6 +466,8 @@ def returned(row) -> str:
   episode, ref = row.get('best_episode'), row.get('best_reference') or '-'
   if episode is None:
     return '-'
+  if row.get('episodes') == 0:  # search.episodes=0: a reference, unplayed
+    return f'{ref} (no episode)'
   demo = (row.get('curve') or {}).get('demo', [])
   if 0 < episode <= len(demo) and demo[episode - 1]:
     return f'{ref} demo'
@@ -542,7 +558,10 @@ def write_markdown(path, payload, prefix):
            'it exceeds twice its standard error, otherwise a **tie**. Cost = '
            '(allocation or search + final fine-tune) / the dense training, '
            'wall times on the same machine (the dense time as recorded when '
-           'that net was trained); load = the 5-minute load average when each '
+           'that net was trained); "CPU" gives the same ratio in the '
+           'process\'s CPU seconds (all threads), mean and cell count, where '
+           'both were recorded: it moves less than wall time with the cores '
+           'the process got; load = the 5-minute load average when each '
            'cell ended, per seed: above the core count, other work shared '
            'the cores and inflated that cell\'s wall time.', '']
   if payload.get('overrides'):
@@ -590,6 +609,10 @@ def write_markdown(path, payload, prefix):
         picks = f' ({", ".join(o["picks"])})' if o else ''
         costs = [r['wall_over_dense_train'] for r in mine]
         cost = compare.mean_std(costs)
+        cpus = [r['cpu_over_dense_train'] for r in mine
+                if r.get('cpu_over_dense_train')]
+        cpu = (f'; CPU {compare.mean_std(cpus)[0]:.2f} ({len(cpus)})'
+               if cpus else '')
         load = ', '.join(f'{r["loadavg_5m"]:.1f}' if 'loadavg_5m' in r else '-'
                          for r in mine)
         best_ep = ', '.join(str(r.get('best_episode', '-')) for r in mine)
@@ -597,7 +620,8 @@ def write_markdown(path, payload, prefix):
         above = ', '.join(episodes_above_demos(r) for r in mine)
         lines.append(f'| {target:.2f} | {m} | {compare.verdict_text(p)} | '
                      f'{compare.verdict_text(o)}{picks} | '
-                     f'{cost[0]:.2f} ± {cost[1]:.2f} (max {max(costs):.2f}) | '
+                     f'{cost[0]:.2f} ± {cost[1]:.2f} (max {max(costs):.2f})'
+                     f'{cpu} | '
                      f'{load} | {best_ep} | {refs} | {above} |')
     sizes = ', '.join(
         f'{t:.2f}: {compare.mean_std([r["gzip_ratio"] for r in net_rows if r["target"] == t])[0]:.3f}x'
@@ -651,7 +675,8 @@ def plots(out, prefix, payload):
               key=lambda kv: rank.get(kv[0], len(rank))))}} for r in at],
           os.path.join(out, f'{prefix}{net}_per_layer_{top}.png'),
           labels=[r['method'] for r in at])
-    purl = [r for r in at if r['method'] == 'purl' and r.get('curve')]
+    purl = [r for r in at if r['method'] == 'purl' and
+            (r.get('curve') or {}).get('return')]
     if purl:
       c = purl[0]['curve']
       report.plot_search(

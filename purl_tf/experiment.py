@@ -39,6 +39,8 @@ class Context:
   dense_train_s: float
   lr_scale: float = 1.0         # learning-rate factor for the global batch
   dense_gzip_bytes: Optional[int] = None  # filled by the first finish()
+  # `train.fine_tune`'s CPU seconds of the dense training, when trained now.
+  dense_train_cpu_s: Optional[float] = None
 
 
 def versions() -> Dict[str, str]:
@@ -240,7 +242,7 @@ def prepare(config, workdir: str, verbose: int = 2,
       check_model(dense)
   cache = _dense_cache_path(config)
   saved = os.path.join(workdir, DENSE_WEIGHTS) if workdir else ''
-  dense_s = 0.0
+  dense_s, dense_cpu = 0.0, None
   # Saved weights are loaded before the model is compiled: the file also
   # holds the dense training's optimizer state, which nothing after this
   # uses, and a compiled model would try (and loudly fail) to restore it
@@ -264,13 +266,13 @@ def prepare(config, workdir: str, verbose: int = 2,
     # same re-estimated statistics (saved with the weights below).
     batchnorm.recalibrate(dense, splits.train, int(config.train.bn_batches),
                           strategy)
-    dense_s = result['wall_s']
+    dense_s, dense_cpu = result['wall_s'], result['cpu_s']
     if cache:
       io_utils.save_weights_atomic(dense, cache)
   acc = train.evaluate(dense, splits.test)
   print(f'dense test accuracy {acc:.4f}', flush=True)
   return Context(config, workdir, strategy, splits, dense, acc, dense_s,
-                 lr_scale)
+                 lr_scale, dense_train_cpu_s=dense_cpu)
 
 
 @dataclasses.dataclass
@@ -280,6 +282,7 @@ class FineTuned:
   model: keras.Model
   sparsity_map: Dict[str, float]
   wall_s: float
+  cpu_s: Optional[float] = None  # of the fine-tune (`train.fine_tune`)
 
 
 def final_finetune(ctx: Context, sparsity_map: Dict[str, float], *,
@@ -339,7 +342,8 @@ def final_finetune(ctx: Context, sparsity_map: Dict[str, float], *,
   # moving averages follow: re-estimate them for the net that is exported.
   batchnorm.recalibrate(stripped, train_ds, int(ft.bn_batches),
                         ctx.strategy)
-  return FineTuned(stripped, dict(sparsity_map), result['wall_s'])
+  return FineTuned(stripped, dict(sparsity_map), result['wall_s'],
+                   result['cpu_s'])
 
 
 def finish(ctx: Context, sparsity_map: Dict[str, float], *, target: float,
@@ -380,7 +384,7 @@ def finish(ctx: Context, sparsity_map: Dict[str, float], *, target: float,
     raise ValueError('finish(): the fine-tuned net was pruned to another '
                      'allocation than sparsity_map')
   stripped = finetuned.model
-  result = {'wall_s': finetuned.wall_s}
+  result = {'wall_s': finetuned.wall_s, 'cpu_s': finetuned.cpu_s}
   # Test evaluation, export and size measurement each take minutes at
   # ImageNet size: say what is running.
   print('evaluating on the test split', flush=True)
@@ -419,6 +423,10 @@ def finish(ctx: Context, sparsity_map: Dict[str, float], *, target: float,
                      'ratio': pruned_gz / dense_gz},
       'wall_s': {'dense_train': ctx.dense_train_s, 'finetune': result['wall_s'],
                  'total': time.perf_counter() - started if started else None},
+      # The process's CPU seconds (all threads): steadier than wall time
+      # where the cores a process gets vary.
+      'cpu_s': {'dense_train': ctx.dense_train_cpu_s,
+                'finetune': result['cpu_s']},
       'seed': int(cfg.seed),
       'versions': versions(),
   }

@@ -38,6 +38,8 @@ def testReportOnly_PartialRunWithAVariantAtOneTarget(tmp_path):
            for m in ('lamp', 'erk', 'purl')]
   # The variant ran at 0.98 only, and purl is missing at 0.9 for seed 1.
   cells += [_cell('purl_norerank', 0.98, s, 0.79) for s in (0, 1)]
+  # Its cost also in CPU seconds, on one seed.
+  cells[-1]['cpu_over_dense_train'] = 1.2
   # Seed 0's search at 0.98: two demonstrations, then three agent episodes
   # of which one ends above the better demonstration (0.62 > 0.61).
   for c in cells:
@@ -63,6 +65,10 @@ def testReportOnly_PartialRunWithAVariantAtOneTarget(tmp_path):
   assert ('+0.50 ± 0.00 pt vs per-seed best, 2/2 seeds: **win** (lamp, lamp)'
           in md)
   assert '| 0.98 | purl_norerank |' in md
+  variant = next(l for l in md.splitlines()
+                 if l.startswith('| 0.98 | purl_norerank |'))
+  assert '| 1.50 ± 0.00 (max 1.50); CPU 1.20 (1) |' in variant, variant
+  assert '(max 1.50) |' in row_of(md, '| 0.98 | purl |')  # no CPU recorded
   row = next(l for l in md.splitlines() if l.startswith('| 0.98 | purl |'))
   assert row.endswith('| 1/3, - |'), row
   assert '| 0.90 | purl_norerank |' not in md
@@ -138,6 +144,27 @@ def _run_checked(code):
                           text=True, env=subprocess_env(), timeout=300)
   assert result.returncode == 0, result.stderr[-3000:]
   assert 'checked' in result.stdout
+
+
+def row_of(md, start):
+  return next(l for l in md.splitlines() if l.startswith(start))
+
+
+def testReturned_NamesADemonstrationAnAgentEpisodeOrAnUnplayedReference():
+  code = '\n'.join([
+      'import sys', f'sys.path.insert(0, {os.path.join(REPO, "benchmarks")!r})',
+      'import fmnist',
+      'demo = {"best_episode": 2, "best_reference": "erk", "episodes": 5,',
+      '        "curve": {"demo": [True, True, False, False, False]}}',
+      'assert fmnist.returned(demo) == "erk demo"',
+      'agent = dict(demo, best_episode=4)',
+      'assert fmnist.returned(agent) == "episode 4 (erk)"',
+      '# search.episodes=0: the references were the finalists, unplayed.',
+      'none = {"best_episode": 2, "best_reference": "erk", "episodes": 0,',
+      '        "curve": {"demo": []}}',
+      'assert fmnist.returned(none) == "erk (no episode)", fmnist.returned(none)',
+      'print("checked")'])
+  _run_checked(code)
 
 
 def testCheckSameDense_RefusesCellsOfAnotherDenseNet():

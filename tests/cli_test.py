@@ -48,6 +48,10 @@ def testPruneSmoke_ReachesRequestedSparsityAndExports(smoke_search, tmp_path):
   assert set(summary['per_layer_sparsity']) == {'conv1', 'conv2', 'fc1', 'fc2'}
   assert 0.0 < summary['pruned_test_accuracy'] <= 1.0
   assert summary['gzip_bytes']['ratio'] < 0.2
+  # CPU seconds beside wall seconds: all threads, so at most the wall time
+  # on every core.
+  cpu, wall = summary['cpu_s']['finetune'], summary['wall_s']['finetune']
+  assert 0.0 < cpu <= wall * os.cpu_count() + 1.0
   _check_export(summary)
   assert os.listdir(os.path.join(workdir, 'tensorboard', 'finetune'))
 
