@@ -45,9 +45,8 @@ def get_config(arg=None):
   # blends as candidates (`purl_weighted` in the README: lamp+lamp+erk,
   # lamp+erk+erk, five episodes, all five finalists) won at 98% (+0.69 pt
   # over ERK, 5 seeds) but cost 4.15x the dense training in its one
-  # side-by-side run (at 95% it picked as this default on 5 of 5 seeds):
-  # not the default until its cost is measured again and its 90% cells are
-  # all run (LAMP on seeds 0-1 so far, as this default). Earlier
+  # side-by-side run (at 90% and 95% it picked as this default on 5 of 5
+  # seeds): not the default until its cost is measured again. Earlier
   # budgets, measured: `purl_14ep` (14 episodes, 3 agent episodes
   # re-ranked) and `purl_nosens` (9 episodes); in none of their cells did an
   # agent episode win.
