@@ -48,6 +48,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.batch_size = 128     # see strategy.scale_batch_with_replicas.
   c.data.preprocess = 'grey'  # grey, resnet50 or mobilenet_v2 (the net's own).
   c.data.image_size = 28      # side of the images fed to the net.
+  # tf.data autotuning. Off: an iterator's end waited up to 60 s, idle, for
+  # the autotuning thread (purl_tf/data.py); the batches are the same
+  # either way, so only speed changes.
+  c.data.autotune = False
   c.data.num_classes = 10     # synthetic data only; real data says its own.
   # name='synthetic_imagenet': generated training images, for smoke runs of
   # the ImageNet code path.

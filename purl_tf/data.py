@@ -179,9 +179,17 @@ def preprocess_fn(kind: str, image_size: int, training: bool, seed: int = 0):
 
 
 def _pipeline(ds, kind, image_size, batch_size, training, seed,
-              cache=False, deterministic=True, reshuffle=True):
+              cache=False, deterministic=True, reshuffle=True, autotune=False):
   options = tf.data.Options()
   options.deterministic = deterministic
+  # tf.data's autotuning model runs in a thread that an iterator's
+  # destructor joins, and on TensorFlow 2.21 the join waits out the
+  # thread's sleep, which grows to 60 s: Keras drops an iterator per epoch
+  # and per evaluation, and on 2 CPU cores 40 of a 91 s final fine-tune
+  # were this wait, idle (config data.autotune). Off, AUTOTUNE parallelism
+  # is the core count and prefetch grows its own buffer; the batches are
+  # the same (tests/data_test.py).
+  options.autotune.enabled = bool(autotune)
   ds = ds.with_options(options)
   if training:
     ds = ds.shuffle(10_000, seed=seed, reshuffle_each_iteration=reshuffle)
@@ -344,15 +352,19 @@ def get_splits(config, seed: int = 0) -> Splits:
     train, reward, test, nt, nr, ne, classes = _image_folder_splits(config, seed)
   else:
     train, reward, test, nt, nr, ne, classes = _tfds_splits(config, seed)
+  autotune = bool(config.get('autotune', False))
   search_train = _pipeline(train, kind, image_size, batch, True, seed,
-                           reshuffle=False)
+                           reshuffle=False, autotune=autotune)
   raw_train = train
 
   def fresh_train():
-    return _pipeline(raw_train, kind, image_size, batch, True, seed)
+    return _pipeline(raw_train, kind, image_size, batch, True, seed,
+                     autotune=autotune)
   train = fresh_train()
-  reward = _pipeline(reward, kind, image_size, batch, False, seed, cache=True)
-  test = _pipeline(test, kind, image_size, batch, False, seed)
+  reward = _pipeline(reward, kind, image_size, batch, False, seed, cache=True,
+                     autotune=autotune)
+  test = _pipeline(test, kind, image_size, batch, False, seed,
+                   autotune=autotune)
   shape = tuple(train.element_spec[0].shape[1:])
   return Splits(train=train, search_train=search_train, reward=reward, test=test, input_shape=shape,
                 num_classes=classes, num_train=nt, num_reward=nr, num_test=ne,

@@ -227,6 +227,16 @@ def testConfigDigest_AnOptionAddedAtItsOldBehaviour_KeepsTheCellsDigest():
       'other = fmnist.config_digest(config)',
       'assert default == before, (default, before)',
       'assert len({default, on, other}) == 3, (default, on, other)',
+      '# data.autotune changes speed, not batches: out of every digest.',
+      'config.search.episodes = 16',
+      'for method in ("purl", "lamp"):',
+      '  config.data.autotune = True',
+      '  with_on = fmnist.config_digest(config, method)',
+      '  config.data.autotune = False',
+      '  assert fmnist.config_digest(config, method) == with_on, method',
+      '  del config.data["autotune"]',
+      '  assert fmnist.config_digest(config, method) == with_on, method',
+      '  config.data.autotune = False',
       'print("checked")'])
   _run_checked(code)
 
