@@ -101,3 +101,17 @@ def testResume_LoadsTrainedDenseWeights_WithoutOptimizerWarning(tmp_path,
     assert (a == b).all()
   assert not [r for r in caplog.records
               if 'Skipping variable loading' in r.getMessage()]
+
+
+def testDenseCache_KeyLeavesOutDataAutotune_OtherDataSettingsCount():
+  # Speed-only: a dense net cached before data.autotune existed (or with it
+  # on) is found, while a setting that changes the batches is a new net.
+  config = config_defaults.base_config()
+  config.train.cache_dir = '/cache'
+  off = experiment._dense_cache_path(config)  # pylint: disable=protected-access
+  config.data.autotune = True
+  assert experiment._dense_cache_path(config) == off  # pylint: disable=protected-access
+  del config.data['autotune']
+  assert experiment._dense_cache_path(config) == off  # pylint: disable=protected-access
+  config.data.batch_size = 64
+  assert experiment._dense_cache_path(config) != off  # pylint: disable=protected-access
