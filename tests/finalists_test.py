@@ -9,7 +9,8 @@ from unittest import mock
 import numpy as np
 import pytest
 
-from purl_tf import experiment, finalists, keras_api, rerank, search_loop
+from purl_tf import experiment, finalists, keras_api, report, rerank
+from purl_tf import search_loop
 from purl_tf import search_run
 from tests.conftest import tiny_search_config
 
@@ -166,6 +167,11 @@ def testNoEpisodes_TheReferencesAreTheFinalists_SameChoiceAsPlayingThem(
   # chosen net is fine-tuned again and comes out the same.
   again = search_run.run_search(unplayed, workdir, resume=True, verbose=0)
   assert again['weights_sha256'] == without['weights_sha256']
+  # purl-report draws a run without episodes (no search curve).
+  md = report.render([workdir], str(tmp_path / 'report'))
+  with open(md) as f:
+    text = f.read()
+  assert '| purl |' in text and 'episodes, best from' not in text
 
 
 def testNoEpisodes_FewerFinalistsThanReferences_IsRefused():
