@@ -120,7 +120,7 @@ def run(ctx: experiment.Context, loop, verbose: bool = True
                                    not by_loss):
       continue
     t0 = time.perf_counter()
-    name = _name(cand)
+    name = _name(cand, state)
     ft = experiment.final_finetune(ctx, loop.allocation_of(cand), method=name,
                                    target=loop.target, verbose=0)
     correct, loss = train.per_example(ft.model, ctx.splits.reward)
@@ -146,7 +146,7 @@ def run(ctx: experiment.Context, loop, verbose: bool = True
     state.best['ramp_accuracy'] = state.reranked[key]
   loop.save_state()
   if verbose:
-    print(f'chosen: {_name(best)} (of {len(finalists)} finalists)',
+    print(f'chosen: {_name(best, state)} (of {len(finalists)} finalists)',
           flush=True)
   chosen = nets.get(key)
   if chosen is None:
@@ -154,15 +154,15 @@ def run(ctx: experiment.Context, loop, verbose: bool = True
     # it again gives the net that was scored.
     t0 = time.perf_counter()
     chosen = experiment.final_finetune(ctx, loop.allocation_of(best),
-                                       method=_name(best), target=loop.target,
+                                       method=_name(best, state), target=loop.target,
                                        verbose=0)
     state.finalists_s += time.perf_counter() - t0
     loop.save_state()
   return chosen
 
 
-def _name(cand: dict) -> str:
-  return (f'{cand["reference"]} demonstration' if cand['demo'] else
+def _name(cand: dict, state) -> str:
+  # Without episodes (search.episodes=0) a reference was never played.
+  kind = 'demonstration' if state.episode else 'reference'
+  return (f'{cand["reference"]} {kind}' if cand['demo'] else
           f'episode {cand["episode"] + 1}')
-
-

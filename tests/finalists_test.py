@@ -141,7 +141,7 @@ def testResumedFinalists_OnlyTheUnscoredAreFineTunedAgain_SameResult(
 
 
 def testNoEpisodes_TheReferencesAreTheFinalists_SameChoiceAsPlayingThem(
-    tmp_path):
+    tmp_path, capsys):
   # Three references, each played as a demonstration episode or not played.
   played = _config(tmp_path, 3, episodes=3)
   played.search.finalist_score = 'loss'
@@ -149,8 +149,12 @@ def testNoEpisodes_TheReferencesAreTheFinalists_SameChoiceAsPlayingThem(
   unplayed.search.episodes = 0
   with_episodes = search_run.run_search(played, str(tmp_path / 'played'),
                                         verbose=0)
+  assert 'demonstration (of 3 finalists)' in capsys.readouterr().out
   workdir = str(tmp_path / 'unplayed')
   without = search_run.run_search(unplayed, workdir, verbose=0)
+  # Named as what they were: references, never played.
+  out = capsys.readouterr().out
+  assert 'reference (of 3 finalists)' in out and 'demonstration' not in out
   state = _state(workdir)
   assert state['episode'] == 0 and state['env_steps'] == 0
   assert not os.path.exists(os.path.join(workdir, 'episodes.jsonl'))
