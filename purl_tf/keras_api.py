@@ -108,11 +108,15 @@ def search(model: keras.Model, train_ds, reward_ds, config=None, *,
   if int(config.search.finalists):
     # The finalists are scored after the final fine-tune, which this API
     # leaves to the caller's own training code.
+    # A config that plays no episode (fmnist_resnet's) needs some to search.
+    episodes = ('' if int(config.search.episodes) else
+                ' and config.search.episodes > 0 (this config plays none: '
+                'its references are its finalists)')
     raise ValueError(
         f'config.search.finalists={config.search.finalists} needs the final '
         'fine-tune, which purl_tf.search() leaves to you: set '
-        'config.search.finalists = 0 (the re-ranking then chooses), or run '
-        'purl-search, which fine-tunes the finalists itself')
+        f'config.search.finalists = 0{episodes} (the re-ranking then '
+        'chooses), or run purl-search, which fine-tunes the finalists itself')
   pruning.prunable_layers(model)
   check_dataset(train_ds, model, 'train_ds')
   check_dataset(reward_ds, model, 'reward_ds')

@@ -195,6 +195,12 @@ def testApiSearchWithFinalists_IsRefusedBeforeAnyWork():
   config.search.finalists = 2
   with pytest.raises(ValueError, match='finalists = 0'):
     keras_api.search(None, None, None, config)
+  # A config without episodes is told it needs some, in the same message.
+  config.search.episodes = 0
+  config.search.finalists = 3
+  with pytest.raises(ValueError, match=r'finalists = 0 and '
+                     r'config.search.episodes > 0'):
+    keras_api.search(None, None, None, config)
 
 
 def testNegativeFinalists_IsRefused():
