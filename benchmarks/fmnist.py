@@ -42,7 +42,7 @@ sys.path.insert(0, REPO)
 
 import purl_tf  # pylint: disable=g-import-not-at-top,unused-import
 from purl_tf import allocation, cli_errors, compare, config_defaults
-from purl_tf import experiment, finalists, io_utils
+from purl_tf import data, experiment, finalists, io_utils
 from purl_tf import models, pruning, report, search_loop
 from purl_tf.compat import keras
 import psutil  # pylint: disable=g-import-not-at-top
@@ -139,9 +139,10 @@ def config_digest(config, method: str = 'purl') -> str:
   obj = experiment.config_json(config)
   obj.pop('seed', None)
   obj['train'].pop('cache_dir', None)
-  # Speed only: the same batches either way (tests/data_test.py), so the
-  # cells measured with autotuning on pair with those measured without.
-  obj['data'].pop('autotune', None)
+  # Speed only: the same batches either way, so the cells measured with
+  # autotuning on pair with those measured without.
+  for key in data.SPEED_ONLY_KEYS:
+    obj['data'].pop(key, None)
   for (section, key), old in ADDED_KEYS.items():
     if obj.get(section, {}).get(key, old) == old:
       obj.get(section, {}).pop(key, None)

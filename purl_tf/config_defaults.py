@@ -105,7 +105,7 @@ def base_config() -> ml_collections.ConfigDict:
   # Episodes, the demonstrations (search.references) included. 0: no
   # episode; the references are the candidates and every one is a finalist
   # (search.finalists at least their number): the final fine-tune alone
-  # chooses among them (fmnist_resnet's `purl_select` in the README).
+  # chooses among them (fmnist_resnet's default; `purl` in the README).
   c.search.episodes = 16
   c.search.greedy_every = 5       # a greedy (unrecorded) episode every N.
   c.search.finetune_steps = 10    # batches per reward fine-tune.

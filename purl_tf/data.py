@@ -39,6 +39,10 @@ _FMNIST_FILES = {
 # with (BGR order), as in keras.applications.resnet.preprocess_input.
 _CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
 PREPROCESSORS = ('grey', 'resnet50', 'mobilenet_v2')
+# Data settings that change how fast the batches come, never which: what
+# identifies a dense net (experiment's cache) or a benchmark cell leaves
+# them out (tests/data_test.py checks the batches are the same).
+SPEED_ONLY_KEYS = ('autotune',)
 
 
 class DataError(ValueError):

@@ -194,10 +194,10 @@ def weights_digest(model: keras.Model) -> str:
 def _dense_cache_path(config) -> Optional[str]:
   if not config.train.get('cache_dir'):
     return None
-  # data.autotune changes speed, not the batches (tests/data_test.py): a
-  # net cached before the key existed is the net training would give.
+  # A net cached before a speed-only key existed is the net training
+  # would give.
   data_key = {k: v for k, v in config_json(config.data).items()
-              if k != 'autotune'}
+              if k not in data.SPEED_ONLY_KEYS}
   key = json.dumps({'model': config_json(config.model),
                     'data': data_key,
                     'train': {k: v for k, v in config_json(config.train).items()

@@ -154,8 +154,8 @@ def run(ctx: experiment.Context, loop, verbose: bool = True
     # it again gives the net that was scored.
     t0 = time.perf_counter()
     chosen = experiment.final_finetune(ctx, loop.allocation_of(best),
-                                       method=_name(best, state), target=loop.target,
-                                       verbose=0)
+                                       method=_name(best, state),
+                                       target=loop.target, verbose=0)
     state.finalists_s += time.perf_counter() - t0
     loop.save_state()
   return chosen
