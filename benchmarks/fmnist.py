@@ -637,8 +637,10 @@ def write_markdown(path, payload, prefix):
     lines += finalist_tables(net_rows, targets)
     top = max(targets)
     lines += [f'![accuracy vs target]({prefix}{net}_accuracy_vs_target.png)',
-              f'![per-layer sparsity at {top}]({prefix}{net}_per_layer_{top}.png)',
-              f'![PuRL search]({prefix}{net}_purl_search.png)', '']
+              f'![per-layer sparsity at {top}]({prefix}{net}_per_layer_{top}.png)']
+    if searched(net_rows):
+      lines.append(f'![PuRL search]({prefix}{net}_purl_search.png)')
+    lines.append('')
   missing = payload.get('missing', [])
   if missing:
     lines += [f'**Incomplete**: {len(missing)} cell(s) of the requested run '
@@ -647,6 +649,16 @@ def write_markdown(path, payload, prefix):
   lines.append(f'Peak RSS of the last piece: {payload["peak_rss_mb"]:.0f} MB.')
   with open(path, 'w') as f:
     f.write('\n'.join(lines) + '\n')
+
+
+def searched(net_rows):
+  """The purl cell whose search the report plots (the lowest seed, at the
+  highest target), or None when it played no episode."""
+  seed = min(r['seed'] for r in net_rows)
+  top = max(r['target'] for r in net_rows)
+  return next((r for r in net_rows
+               if (r['method'], r['seed'], r['target']) == ('purl', seed, top)
+               and (r.get('curve') or {}).get('return')), None)
 
 
 def plots(out, prefix, payload):
@@ -679,10 +691,9 @@ def plots(out, prefix, payload):
               key=lambda kv: rank.get(kv[0], len(rank))))}} for r in at],
           os.path.join(out, f'{prefix}{net}_per_layer_{top}.png'),
           labels=[r['method'] for r in at])
-    purl = [r for r in at if r['method'] == 'purl' and
-            (r.get('curve') or {}).get('return')]
+    purl = searched(net_rows)
     if purl:
-      c = purl[0]['curve']
+      c = purl['curve']
       report.plot_search(
           [{'episode': k, 'return': ret, 'accuracies': [acc], 'demo': d}
            for k, (ret, acc, d) in enumerate(zip(c['return'],

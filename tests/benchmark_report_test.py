@@ -280,128 +280,26 @@ def testSplitOverrides_AListValue_StaysOneItem():
   _run_checked(code)
 
 
-def testRerankStudyDraws_PicksByTheMeanOfEachBlock_AgainstTheStrongest():
-  # Two seeds, two draws: on seed 0 the draws disagree (their mean picks
-  # erk), on seed 1 both pick lamp, which tests 3 pt below erk.
-  code = '\n'.join([
-      'import sys', f'sys.path.insert(0, {os.path.join(REPO, "benchmarks")!r})',
-      'import rerank_study',
-      'def cell(seed, m, acc):',
-      '  return {"net": "fmnist_resnet", "seed": seed, "method": m,',
-      '          "target": 0.98, "test_accuracy": acc}',
-      'cells = [cell(0, "lamp", 0.81), cell(0, "erk", 0.82),',
-      '         cell(1, "lamp", 0.80), cell(1, "erk", 0.83)]',
-      'payload = {"settings": {"order": "common", "draws": 2}, "cells": {',
-      '    "0@0.98": {"order": ["lamp", "erk"], "draws": {',
-      '        "lamp": [0.70, 0.60], "erk": [0.65, 0.66]}},',
-      '    "1@0.98": {"order": ["lamp", "erk"], "draws": {',
-      '        "lamp": [0.70, 0.70], "erk": [0.60, 0.60]}}}}',
-      'md = rerank_study.report_draws(payload, cells)',
-      'assert "| 0 | 0.6500 (0.8100) | 0.6550 (0.8200) | lamp, erk | erk |"'
-      ' in md, md',
-      'assert "pick alike in 1/2 pairs" in md and "allocation in 1/4" in md, md',
-      'assert "| always erk | 0.8250 | +0.00 ± 0.00 | 2 |" in md, md',
-      'assert "| pick by 1 draw(s) | 0.8075 | -1.75 ± 1.77 | 2 |" in md, md',
-      'assert "| pick by 2 draw(s) | 0.8100 | -1.50 ± 2.12 | 2 |" in md, md',
-      'assert "unless beaten" not in md, md  # no per-example vectors',
-      'print("checked")'])
-  _run_checked(code)
-
-
-def testRerankStudyDraws_FirstUnlessBeaten_HoldsOnALeadUnderZ():
-  # Draw 0: lamp right on all 100 examples, erk on the first 50; draw 1:
-  # lamp on the first 51, erk on the first 50, a lead of 1 paired SE. Erk
-  # played first loses to lamp on draw 0 and over both draws but holds on
-  # draw 1 (the best score alone would take lamp there).
-  code = '\n'.join([
-      'import sys', f'sys.path.insert(0, {os.path.join(REPO, "benchmarks")!r})',
-      'import numpy as np',
-      'import rerank_study',
-      'from purl_tf import rerank',
-      'half = np.arange(100) < 50',
-      'lamp = rerank.pack_correct(np.concatenate([np.ones(100, bool), '
-      'np.arange(100) < 51]))',
-      'erk = rerank.pack_correct(np.concatenate([half, half]))',
-      'cells = [{"net": "fmnist_resnet", "seed": 0, "method": m, "target": 0.98,',
-      '          "test_accuracy": a} for m, a in (("lamp", 0.81), ("erk", 0.83))]',
-      'payload = {"settings": {"order": "common", "draws": 2}, "cells": {',
-      '    "0@0.98": {"order": ["lamp", "erk"], "rerank_z": 2.0,',
-      '               "correct": {"lamp": lamp, "erk": erk},',
-      '               "draws": {"lamp": [1.0, 0.51], "erk": [0.5, 0.5]}}}}',
-      'md = rerank_study.report_draws(payload, cells)',
-      'assert "| lamp unless beaten by 2 paired SE over 1 draw(s) | 0.8100 | '
-      '-2.00 | 1 |" in md, md',
-      'assert "| lamp unless beaten by 2 paired SE over 2 draw(s) | 0.8100 | '
-      '-2.00 | 1 |" in md, md',
-      'assert "| erk unless beaten by 2 paired SE over 1 draw(s) | 0.8200 | '
-      '-1.00 | 1 |" in md, md',
-      'assert "| erk unless beaten by 2 paired SE over 2 draw(s) | 0.8100 | '
-      '-2.00 | 1 |" in md, md',
-      'print("checked")'])
-  _run_checked(code)
-
-
-def testFinalistStudy_RulesPickByAccuracyLossOrIncumbent_AndCheckTheBenchmark():
-  # 100 reward examples. lamp: right on the first 90, sure of itself; erk:
-  # right on 1-91 (wrong where lamp is right once, right where it is wrong
-  # twice: a lead of 0.6 paired SE) but unsure; the blend: right where lamp
-  # is and surer. By accuracy erk; by cross-entropy the blend; 'first' keeps
-  # lamp at z=1 and z=2, and on cross-entropy the blend beats it at both.
-  # Seed 0's erk test accuracy differs from the benchmark's erk cell, and the
-  # check must say so.
-  code = '\n'.join([
-      'import sys', f'sys.path.insert(0, {os.path.join(REPO, "benchmarks")!r})',
-      'import numpy as np',
-      'import finalist_study',
-      'from purl_tf import rerank',
-      'i = np.arange(100)',
-      'def net(c, loss, test):',
-      '  return c, np.where(c, loss, 2.0), test',
-      'nets = {"lamp": net(i < 90, 0.1, 0.90),',
-      '        "erk": net((i > 0) & (i < 92), 0.5, 0.88),',
-      '        "lamp+erk": net(i < 90, 0.05, 0.89)}',
-      'def cell(shift):',
-      '  out = {"order": list(nets), "reward_accuracy": {}, "reward_loss": {},',
-      '         "test_accuracy": {}, "correct": {}, "loss": {}}',
-      '  for n, (c, l, t) in nets.items():',
-      '    out["reward_accuracy"][n] = float(c.mean())',
-      '    out["reward_loss"][n] = float(l.mean())',
-      '    out["test_accuracy"][n] = t + shift',
-      '    out["correct"][n] = rerank.pack_correct(c)',
-      '    out["loss"][n] = rerank.pack_floats(l)',
-      '  return out',
-      'payload = {"cells": {"0@0.9": cell(0.0), "1@0.9": cell(0.01)}}',
-      'got = finalist_study.picks(payload["cells"]["0@0.9"], list(nets))',
-      'assert got == {"accuracy": "erk", "loss": "lamp+erk", "first 1": "lamp",',
-      '               "first 2": "lamp", "first loss 1": "lamp+erk",',
-      '               "first loss 2": "lamp+erk"}, got',
-      '# A smaller candidate set: the rules choose among its nets only.',
-      'got = finalist_study.picks(payload["cells"]["0@0.9"], ["lamp", "erk"])',
-      'assert got == {"accuracy": "erk", "loss": "lamp", "first 1": "lamp",',
-      '               "first 2": "lamp", "first loss 1": "lamp",',
-      '               "first loss 2": "lamp"}, got',
-      'back = rerank.unpack_floats(payload["cells"]["0@0.9"]["loss"]["erk"])',
-      'assert np.allclose(back, nets["erk"][1], atol=1e-3), back',
-      'def bench(seed, m, acc):',
-      '  return {"net": "fmnist_resnet", "seed": seed, "method": m,',
-      '          "target": 0.9, "test_accuracy": acc}',
-      'cells = [bench(0, "lamp", 0.90), bench(0, "erk", 0.87),',
-      '         bench(1, "lamp", 0.91), bench(1, "erk", 0.89),',
-      '         bench(0, "uniform", 0.85), bench(1, "uniform", 0.86)]',
-      'md = finalist_study.report(payload, cells, list(nets), list(nets))',
-      'assert "| 0 | 0.9000 / 0.2900 / 0.9000 |" in md, md',
-      'assert "| +0.6 / -10.6 | +0.0 / +29.8 | erk | lamp+erk | lamp | lamp | '
-      'lamp+erk | lamp+erk | differs: '
-      'erk 0.8700 |" in md, md',
-      'assert "| lamp+erk | lamp | lamp | lamp+erk | lamp+erk | equal |" in md, md',
-      'assert "Best baseline at 0.90 over these seeds: lamp (0.9050)" in md, md',
-      'assert "| by accuracy | 0.8850 | -2.00 ± 0.00 | 2 |" in md, md',
-      'assert "| by loss | 0.8950 | -1.00 ± 0.00 | 2 |" in md, md',
-      'assert "| by first 2 | 0.9050 | +0.00 ± 0.00 | 2 |" in md, md',
-      'assert "| best on test (oracle) | 0.9050 | +0.00 ± 0.00 | 2 |" in md, md',
-      '# A candidate no cell has measured: no target is reported for it.',
-      'md = finalist_study.report(payload, cells, ["lamp", "lamp+erk+erk"],',
-      '                           list(nets))',
-      'assert "Candidates: lamp, lamp+erk+erk." in md and "## Target" not in md',
-      'print("checked")'])
-  _run_checked(code)
+def testCommittedResults_RegenerateByteForByte_AndEveryCellIsCurrent(
+    tmp_path):
+  """The committed report is what the committed cells give, and each cell's
+  digest is what today's configs give (none reported as missing beyond
+  the requested cells never run, which the file itself lists)."""
+  results = os.path.join(REPO, 'benchmarks', 'results')
+  with open(os.path.join(results, 'fmnist.json'), 'rb') as f:
+    (tmp_path / 'fmnist.json').write_bytes(f.read())
+  result = subprocess.run(
+      [sys.executable, os.path.join(REPO, 'benchmarks', 'fmnist.py'),
+       '--report_only', f'--out={tmp_path}'],
+      capture_output=True, text=True, env=subprocess_env(), timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  names = sorted(n for n in os.listdir(tmp_path) if n != 'fmnist.json')
+  assert 'fmnist.md' in names and len(names) == 6, names
+  for name in names:
+    with open(os.path.join(results, name), 'rb') as f:
+      assert (tmp_path / name).read_bytes() == f.read(), name
+  # Only the current methods: the retired search variants live in research/.
+  with open(tmp_path / 'fmnist.json') as f:
+    methods = {c['method'] for c in json.load(f)['cells']}
+  assert methods <= {'uniform', 'global_magnitude', 'lamp', 'erk',
+                     'sensitivity', 'lamp+erk', 'purl', 'purl_paper'}, methods
