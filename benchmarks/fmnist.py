@@ -25,6 +25,7 @@ time is the one recorded when it was trained). A seed whose recorded dense
 net is lost is refused rather than mixed (`check_same_dense`).
 """
 
+import ast
 import hashlib
 import json
 import os
@@ -42,8 +43,8 @@ sys.path.insert(0, REPO)
 
 import purl_tf  # pylint: disable=g-import-not-at-top,unused-import
 from purl_tf import allocation, cli_errors, compare, config_defaults
-from purl_tf import data, experiment, finalists, io_utils
-from purl_tf import models, pruning, report, search_loop
+from purl_tf import data, experiment, io_utils, models, pipeline, pruning
+from purl_tf import report, search_loop, search_run
 from purl_tf.compat import keras
 import psutil  # pylint: disable=g-import-not-at-top
 
@@ -100,8 +101,13 @@ def apply_overrides(config, items):
     *path, leaf = key.split('.')
     for part in path:
       node = node[part]
-    node[leaf] = type(node[leaf])(value) if not isinstance(node[leaf], bool) else (
-        value.lower() in ('1', 'true'))
+    old = node[leaf]
+    if isinstance(old, bool):
+      node[leaf] = value.lower() in ('1', 'true')
+    elif isinstance(old, tuple):  # '(-0.5,0.5,0.125)'
+      node[leaf] = tuple(ast.literal_eval(value))
+    else:
+      node[leaf] = type(old)(value)
   return config
 
 
@@ -116,20 +122,14 @@ def net_config(net: str, quick: bool, seed: int):
 # Config sections only a search reads. A free allocation's cell does not
 # depend on them, so a change to a search setting re-measures the purl cells
 # alone; the sensitivity scan reads two search keys, kept in its digest.
-SEARCH_SECTIONS = ('search', 'env', 'reward', 'agent')
+SEARCH_SECTIONS = ('search', 'select', 'env', 'reward', 'agent')
 SENSITIVITY_KEYS = ('eval_batches', 'bn_batches')
 
 
 # Config keys added after cells were measured, with the value that keeps
 # the code path those cells ran: at that value a key stays out of the
 # digest, so adding an option does not orphan the cells it cannot change.
-ADDED_KEYS = {('search', 'exact_demonstrations'): False,
-              ('search', 'rerank_incumbent'): 'best',
-              ('search', 'rerank_order'): 'candidate',
-              ('search', 'rerank_draws'): 1,
-              ('search', 'finalists'): 0,
-              ('search', 'finalist_z'): 2.0,
-              ('search', 'finalist_score'): 'accuracy'}
+ADDED_KEYS = {}
 
 
 def config_digest(config, method: str = 'purl') -> str:
@@ -170,6 +170,23 @@ def cell_digest(config, method: str) -> str:
   return config_digest(config, method)
 
 
+def check_searches(quick: bool):
+  """Checks every search config the run will use before any cell runs.
+
+  Raises:
+    ValueError: from `search_loop.check_config`, naming the method.
+  """
+  nets, _, targets = grid(quick)
+  for net in nets:
+    config = net_config(net, quick, 0)
+    for target, method in requested(targets):
+      if method.startswith('purl'):
+        try:
+          search_loop.check_config(method_config(config, method, target))
+        except ValueError as e:
+          raise ValueError(f'{net} {method} at {target}: {e}') from None
+
+
 def check_methods(methods):
   """Refuses an unknown --methods entry before anything runs.
 
@@ -196,9 +213,9 @@ def method_config(config, method: str, target: float):
     config_defaults.paper_faithful(config)
     # The paper's grid tops out at 0.95: a higher target needs a higher
     # maximum (20 actions up to halfway between the target and 1).
-    if target > config.env.action_max - 0.01:
-      config.env.action_max = min(0.995, target + (1 - target) / 2)
-      config.env.action_step = config.env.action_max / 19
+    if target > config.env.grid[1] - 0.01:
+      top = min(0.995, target + (1 - target) / 2)
+      config.env.grid = (0.0, top, top / 19)
   elif method != 'purl':
     variants = dict(v.split(':', 1) for v in _VARIANTS.value)
     apply_overrides(config, split_overrides(variants[method[len('purl_'):]]))
@@ -208,25 +225,28 @@ def method_config(config, method: str, target: float):
 def split_overrides(text: str):
   """A variant's 'key=value,key=value' as items, split only at commas that
   begin another 'key=': a value may be a list itself
-  ('search.references=lamp,erk,lamp+erk,search.rerank=2')."""
+  ('search.references=lamp,erk,lamp+erk,select.top_episodes=2')."""
   return [x for x in re.split(r',(?=[A-Za-z_][\w.]*=)', text) if x]
 
 
 def run_purl(ctx, config):
-  # As purl-search does: the search's cached batches come from a pipeline
-  # shuffled once, so they do not depend on which methods ran before.
-  env = search_loop.build_env(ctx.dense, ctx.splits.search_train,
-                              ctx.splits.reward, config, ctx.strategy)
-  loop = search_loop.SearchLoop(env, config, workdir=None, verbose=True)
   samples = {}
 
   def on_episode(record):
     samples[record['episode'] + 1] = rss_mb()
-  state = loop.run(on_episode)
-  # With search.finalists the chosen net is already fine-tuned (counted in
-  # the search's time, not again in the final fine-tune's).
-  finetuned = finalists.run(ctx, loop)
-  records = loop.records
+
+  def finetune(sparsity_map, name):
+    return experiment.final_finetune(ctx, sparsity_map, method=name,
+                                     target=float(config.prune.sparsity),
+                                     verbose=0)
+  # As purl-search does: the search's cached batches come from a pipeline
+  # shuffled once, so they do not depend on which methods ran before. With
+  # select.finalists the chosen net is already fine-tuned (counted in the
+  # search's time, not again in the final fine-tune's).
+  result = pipeline.search(ctx.dense, ctx.splits.search_train,
+                           ctx.splits.reward, config, strategy=ctx.strategy,
+                           finetune=finetune, on_episode=on_episode)
+  state, records, finetuned = result.state, result.loop.records, result.finetuned
   ft = sum(r['finetune_s'] for r in records)
   ev = sum(r['eval_s'] for r in records)
   wall = sum(r['wall_s'] for r in records)
@@ -234,6 +254,7 @@ def run_purl(ctx, config):
       'search_s': state.search_s, 'episodes': state.episode,
       'best_episode': state.best['episode'] + 1,
       'best_reference': state.best.get('reference', ''),
+      'chosen': search_run.describe(state),
       'demonstrations': dict(state.demos),
       'episode_global_sparsity': state.best['global_sparsity'],
       # None with search.episodes=0 (no episode: the references are the
@@ -253,17 +274,17 @@ def run_purl(ctx, config):
              for c in state.candidates}
     extra['finalists'] = {names[k]: v for k, v in state.finalists.items()}
     extra['finalists_s'] = state.finalists_s
-    # Per-example correctness on the reward split (rerank.pack_correct), so
-    # that other choice rules (a paired threshold among the demonstrations,
+    # Per-example correctness on the reward split (selection.pack_correct), so
+    # that other choice rules (a paired threshold among the references,
     # say) can be compared offline on the same cells.
     extra['finalists_correct'] = {
         names[k]: v for k, v in state.finalists_correct.items()}
-    # The same for the cross-entropy (rerank.pack_floats) and its mean.
+    # The same for the cross-entropy (selection.pack_floats) and its mean.
     extra['finalists_loss'] = {
         names[k]: v for k, v in state.finalists_loss.items()}
     extra['finalists_loss_examples'] = {
         names[k]: v for k, v in state.finalists_loss_examples.items()}
-  return loop.policy(ctx.dense).sparsity, extra, finetuned
+  return result.policy.sparsity, extra, finetuned
 
 
 def check_same_dense(key: str, recorded: dict, weights_sha256: str,
@@ -451,9 +472,9 @@ def run_cells(cells: Cells, quick: bool, deadline: float, save):
 
 
 def episodes_above_demos(row) -> str:
-  """'k/n': of a search's n agent (non-demonstration) episodes, how many
-  ended above its best demonstration on the episode's own last accuracy
-  (the search's proxy, before re-ranking); '-' without demonstrations."""
+  """'k/n': of a search's n agent episodes, how many ended above its best
+  reference episode on the episode's own last accuracy (before the
+  selection stage); '-' without references."""
   curve = row.get('curve') or {}
   pairs = list(zip(curve.get('final_accuracy', []), curve.get('demo', [])))
   demos = [a for a, d in pairs if d]
@@ -464,7 +485,7 @@ def episodes_above_demos(row) -> str:
 
 
 def returned(row) -> str:
-  """What a search cell's result was: 'lamp demo' (a demonstration, that
+  """What a search cell's result was: 'lamp reference' (that
   free allocation) or 'episode 7 (lamp)' (an agent episode scaling the
   reference in brackets); '-' when the cell does not say."""
   episode, ref = row.get('best_episode'), row.get('best_reference') or '-'
@@ -474,7 +495,7 @@ def returned(row) -> str:
     return f'{ref} (no episode)'
   demo = (row.get('curve') or {}).get('demo', [])
   if 0 < episode <= len(demo) and demo[episode - 1]:
-    return f'{ref} demo'
+    return f'{ref} reference'
   return f'episode {episode} ({ref})'
 
 
@@ -484,7 +505,7 @@ def per_seed_tables(net_rows, methods, targets) -> list:
   lines = ['### Per seed', '',
            'Test accuracy of each seed\'s cells; the best baseline of the '
            'seed in bold (the oracle above). "purl returned" is the '
-           'search\'s result: a demonstration (that free allocation, as '
+           'search\'s result: a reference (that free allocation, as '
            'the episode played it) or an agent episode.', '']
   for target in targets:
     at = [r for r in net_rows if abs(r['target'] - target) < 1e-9]
@@ -513,15 +534,15 @@ def per_seed_tables(net_rows, methods, targets) -> list:
 
 
 def finalist_tables(net_rows, targets) -> list:
-  """Markdown lines for the searches that ran with `search.finalists`: per
+  """Markdown lines for the searches that ran with `select.finalists`: per
   cell, each finalist's reward-split accuracy after the final fine-tune, the
   one chosen, and its test accuracy (the test accuracies of the others are
-  their free allocations' cells when they are demonstrations)."""
+  their free allocations' cells when they are references)."""
   rows = [r for r in net_rows if r.get('finalists')]
   if not rows:
     return []
   lines = ['### Finalists', '',
-           'Searches with `search.finalists`: each finalist got the final '
+           'Searches with `select.finalists`: each finalist got the final '
            'fine-tune and was scored on the whole reward split (training '
            'images held out of every fine-tune); the chosen one (bold) is '
            'the result, exported as it is. Scores: reward-split accuracy, '
@@ -532,7 +553,7 @@ def finalist_tables(net_rows, targets) -> list:
     for r in sorted((r for r in rows if abs(r['target'] - target) < 1e-9),
                     key=lambda r: (r['method'], int(r['seed']))):
       chosen = returned(r)
-      name = chosen[:-len(' demo')] if chosen.endswith(' demo') else (
+      name = chosen[:-len(' reference')] if chosen.endswith(' reference') else (
           chosen.split(' (')[0])
       # With the cross-entropy (cells from before it have accuracy only).
       loss = r.get('finalists_loss') or {}
@@ -597,11 +618,11 @@ def write_markdown(path, payload, prefix):
               'know without running them all: it bounds what choosing among '
               'free allocations can reach. The last column counts, per seed, '
               'the agent\'s episodes whose own last reward-split accuracy '
-              'beat the best demonstration\'s: what the agent found beyond '
-              'the free allocations before re-ranking.', '',
+              'beat the best reference episode\'s: what the agent found '
+              'beyond the free allocations before the selection stage.', '',
               '| target | method | vs best baseline | vs each seed\'s best '
               'baseline (oracle) | cost (x dense) | load | best episode | '
-              'reference | agent episodes above the best demo |',
+              'reference | agent episodes above the best reference |',
               '|---|---|---|---|---|---|---|---|---|']
     for target in targets:
       for m in [m for m in methods if m.startswith('purl')]:
@@ -732,6 +753,7 @@ def main(argv):
 
   if not _REPORT_ONLY.value:
     check_methods(_METHODS.value)
+    check_searches(quick)
     done = run_cells(cells, quick, deadline, save)
     if not done:
       print(f'budget of {_BUDGET.value} min reached; run the same command '

@@ -7,7 +7,7 @@ Put ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar in MANUAL_DIR, then:
       --config.data.manual_dir=MANUAL_DIR --config.data.tfds_data_dir=/data/tfds
 
 Budgets: the dense net starts from ImageNet weights (`model.weights=imagenet`,
-or `model.weights_path=` to a local file) and is not retrained (train.epochs
+or `model.weights=` a local weights file) and is not retrained (train.epochs
 0). Each search step fine-tunes 100 batches of 256 and evaluates 10,000
 reward images (40 batches) carved from the training set; 54 prunable layers
 make an episode 54 such steps. The final fine-tune runs 30 epochs of SGD.

@@ -66,8 +66,7 @@ def main(argv):
     config.agent.warmup_episodes = 2
     config.agent.train_iterations = 5
     config.agent.batch_size = 4
-    config.search.rerank_ramp_steps = 10  # the default re-ranking took 60 s
-    config.search.rerank_hold_steps = 5
+    config.select.short_steps = 15  # the default short fine-tune took 60 s
   policy = purl_tf.search(model, train_ds, val_ds, config,
                           target_sparsity=_SPARSITY.value)
   print('policy', policy.sparsity)

@@ -28,15 +28,14 @@ KINDS = ('dqn', 'double_dqn')
 def epsilon_at(episode: int, config) -> float:
   """Epsilon of the collect policy in `episode` (0-based).
 
-  1.0 during the warm-up episodes, then a linear decay from `epsilon_start`
-  to `epsilon_end` over `epsilon_decay_episodes`.
+  1.0 during the warm-up episodes, then a linear decay from 1.0 to
+  `epsilon_end` over `epsilon_decay_episodes`.
   """
   if episode < int(config.warmup_episodes):
     return 1.0
   span = max(1, int(config.epsilon_decay_episodes))
   frac = min(1.0, (episode - int(config.warmup_episodes)) / span)
-  return float(config.epsilon_start +
-               (config.epsilon_end - config.epsilon_start) * frac)
+  return float(1.0 + (config.epsilon_end - 1.0) * frac)
 
 
 def _batch(nest):
@@ -58,8 +57,8 @@ class Learner:
                   'target_update_period', 'n_step'):
       if int(config[field]) <= 0:
         raise ValueError(f'agent.{field} must be positive, got {config[field]}')
-    if not 0.0 <= config.epsilon_end <= config.epsilon_start <= 1.0:
-      raise ValueError('need 0 <= agent.epsilon_end <= agent.epsilon_start <= 1')
+    if not 0.0 <= config.epsilon_end <= 1.0:
+      raise ValueError('need 0 <= agent.epsilon_end <= 1')
     self.env = env
     self.config = config
     time_step_spec = tensor_spec.from_spec(env.time_step_spec())

@@ -20,7 +20,7 @@ applies, so baselines and PuRL's policies take the same code path.
 `blend` combines allocations (the geometric mean of their densities, met at
 the target); `allocate` takes blends of the free ones by name ('lamp+erk';
 a part listed twice weighs twice, 'lamp+erk+erk'), which the benchmark
-measures and the search can play as demonstrations.
+measures and the search can play as references.
 
 Every method's map meets the global target to within one weight per layer
 (`fit_to_target` does the last rounding for the ones that need it).
@@ -315,7 +315,7 @@ def scan_layers(wrapped: keras.Model, infos, weights, measure,
                 ) -> Dict[str, Dict[float, float]]:
   """The loop of a sensitivity scan, on a model already wrapped for pruning.
 
-  Shared by `sensitivity_scan` and the search's sensitivity demonstration
+  Shared by `sensitivity_scan` and the search's sensitivity reference
   (`PruningEnv.sensitivity_scan`), so the two measure alike.
 
   Args:

@@ -118,7 +118,7 @@ def against_oracle(rows: Sequence[dict], net: str, target: float,
 
   No user can pick that allocation without running them all through the
   final fine-tune: it bounds what choosing among free allocations can reach.
-  A search that only ever returns one of them (a demonstration) ties the
+  A search that only ever returns one of them (a reference) ties the
   oracle when it always picks the seed's best and loses to it otherwise;
   beating it means it found an allocation that none of them is.
 

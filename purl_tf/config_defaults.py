@@ -29,35 +29,33 @@ def base_config() -> ml_collections.ConfigDict:
   c.model = ml_collections.ConfigDict()
   # fmnist_cnn, fmnist_resnet, resnet50, mobilenet_v2, or 'file' (model.path).
   c.model.name = 'fmnist_cnn'
-  c.model.weights = ''        # '' (random init) or 'imagenet' for applications.
-  c.model.weights_path = ''   # a weights file to load after building.
+  # '' (random init), 'imagenet' (Keras applications' weights), or a path to
+  # a weights file loaded after the net is built (any model).
+  c.model.weights = ''
   c.model.path = ''           # a model file, with name='file'.
   c.model.alpha = 1.0         # MobileNet-V2 width.
 
   # Training, reward and test data.
   c.data = ml_collections.ConfigDict()
   # fashion_mnist (IDX files in data.dir), a tfds name (imagenet2012, ...),
-  # image_folder (data.dir/train/LABEL/*.jpg) or synthetic_imagenet.
+  # image_folder (data.dir/train/LABEL/*.jpg) or synthetic_imagenet
+  # (generated images, for smoke runs of the ImageNet code path).
   c.data.name = 'fashion_mnist'
   c.data.dir = data.FASHION_MNIST_DIR  # fashion_mnist / image_folder files.
   c.data.tfds_data_dir = ''   # tfds data_dir ('' : tfds's default).
   c.data.manual_dir = ''      # tfds manual_dir (ImageNet's downloaded tars).
   c.data.reward_size = 5000   # carved from the training data, never the test.
-  c.data.train_size = 0       # 0: all remaining training examples.
-  c.data.test_size = 0        # 0: the whole test split.
+  # 0: all remaining training examples (synthetic_imagenet: 512 generated).
+  c.data.train_size = 0
+  c.data.test_size = 0        # 0: the whole test split (synthetic: 128).
   c.data.batch_size = 128     # see strategy.scale_batch_with_replicas.
   c.data.preprocess = 'grey'  # grey, resnet50 or mobilenet_v2 (the net's own).
   c.data.image_size = 28      # side of the images fed to the net.
-  # tf.data autotuning. Off: an iterator's end waited up to 60 s, idle, for
-  # the autotuning thread (purl_tf/data.py); the batches are the same
-  # either way, so only speed changes.
+  # tf.data autotuning. Off: on 2 CPU cores an iterator's end waited up to
+  # 60 s, idle, for the autotuning thread; the batches are the same either
+  # way, so only speed changes (on may feed GPUs faster).
   c.data.autotune = False
   c.data.num_classes = 10     # synthetic data only; real data says its own.
-  # name='synthetic_imagenet': generated training images, for smoke runs of
-  # the ImageNet code path.
-  c.data.synthetic_train = 512
-  c.data.synthetic_test = 128   # name='synthetic_imagenet': test images.
-  c.data.synthetic_side = 80    # name='synthetic_imagenet': image side.
 
   # Where training runs (tf.distribute).
   c.strategy = ml_collections.ConfigDict()
@@ -82,7 +80,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.optimizer = 'adam'  # adam or sgd (momentum 0.9).
   c.train.cache_dir = ''      # reuse dense weights trained with equal settings.
   # Training batches whose statistics replace BatchNormalization's trailing
-  # moving averages after dense training (purl_tf/batchnorm.py; 0: keep them).
+  # moving averages after the dense training and after every final fine-tune
+  # (purl_tf/batchnorm.py; 0: keep them).
   c.train.bn_batches = 50
 
   # The final fine-tune of a pruned network (every allocation gets the same).
@@ -92,20 +91,16 @@ def base_config() -> ml_collections.ConfigDict:
   c.finetune.optimizer = 'adam'    # adam or sgd (momentum 0.9).
   c.finetune.ramp_fraction = 0.5  # share of steps over which sparsity ramps up.
   c.finetune.frequency = 10       # re-mask every N steps while ramping.
-  c.finetune.bn_batches = 50      # BatchNormalization re-estimate (as train).
 
   # What to reach.
   c.prune = ml_collections.ConfigDict()
   c.prune.sparsity = 0.9          # the global target sparsity.
 
-  # The PuRL search (see purl_tf/env.py and purl_tf/search_loop.py). Budgets
-  # sized for search + final fine-tune near 3x the dense training on 2 cores
-  # (benchmarks/results/fmnist.md); configs/ adjust them per net.
+  # The episodes (see purl_tf/env.py and purl_tf/search_loop.py).
   c.search = ml_collections.ConfigDict()
-  # Episodes, the demonstrations (search.references) included. 0: no
-  # episode; the references are the candidates and every one is a finalist
-  # (search.finalists at least their number): the final fine-tune alone
-  # chooses among them (fmnist_resnet's default; `purl` in the README).
+  # Episodes, those that play the references included. 0: no episode; the
+  # references are the candidates, each one a finalist (select.finalists at
+  # least their number).
   c.search.episodes = 16
   c.search.greedy_every = 5       # a greedy (unrecorded) episode every N.
   c.search.finetune_steps = 10    # batches per reward fine-tune.
@@ -117,117 +112,63 @@ def base_config() -> ml_collections.ConfigDict:
   c.search.bn_batches = 10
   c.search.learning_rate = 1e-3   # of the reward fine-tunes.
   c.search.nan_penalty = -2.0     # reward of a diverged step (ends the episode).
-  c.search.sparsity_tolerance = 0.005  # an episode meets the budget within this.
-  c.search.checkpoint_every = 1   # episodes between checkpoints.
-  # Allocations (uniform, global_magnitude, lamp, erk, sensitivity, or a
-  # blend of free ones such as lamp+erk; comma-separated) played first, one
-  # episode each, as demonstrations: they go into the replay buffer like any
-  # episode, the search starts at least as good as the best of them on the
-  # reward split, and with env.reference='best' the best becomes the
-  # reference the relative actions scale. The best free allocation changes
-  # with net and target (benchmarks/results/fmnist.md). 'sensitivity' is
-  # measured by the search itself (a scan of every layer at
-  # search.sensitivity_grid before the first episode, counted in the
-  # search's time); it is not a default demonstration: on fmnist_cnn the
-  # search returned LAMP with or without it (and once the sensitivity
-  # demonstration, 0.1 pt below LAMP), and on fmnist_resnet it was returned
-  # in 2 of 15 cells (+0.15 and -1.20 pt against LAMP), while the scan cost
-  # about three episodes (`purl_sens` in the report).
+  # The reference allocations (uniform, global_magnitude, lamp, erk,
+  # sensitivity, or a blend of free ones such as lamp+erk, where a part
+  # listed twice weighs twice; comma-separated). Each is played first as one
+  # episode (all-neutral relative actions) and is always a candidate of the
+  # selection stage, so the search is never worse than the best of them on
+  # the reward split. 'sensitivity' is measured by the search itself (a
+  # per-layer scan before the first episode, counted in its time).
   c.search.references = 'lamp,erk,global_magnitude'
-  # The sparsities the sensitivity scan prunes each layer to alone (a value
-  # halfway from the target to 1 is added when the grid tops out below it).
-  c.search.sensitivity_grid = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8,
-                               0.85, 0.9, 0.95, 0.98, 0.99)
-  # Which episode is best, among those that meet the budget:
-  # 'final_accuracy' (the network the user gets: the last step's reward-split
-  # accuracy, measured on search.final_eval_batches) or 'return' (the paper's
-  # rule; with target_penalty it credits pruning early layers hard).
-  c.search.select = 'final_accuracy'
-  # Reward-split batches for the last step's evaluation (0: the whole split;
-  # -1: as search.eval_batches). A few batches let a lucky episode win.
-  c.search.final_eval_batches = 0
-  # Extra fine-tune batches after the last layer, before that evaluation (the
-  # last layers otherwise get only finetune_steps to recover).
-  c.search.final_finetune_steps = 0
-  # Re-ranking (0: off): after the last episode, the demonstrations and the
-  # N best other episodes are each scored by a short copy of the final
-  # fine-tune (sparsity ramped from the dense weights over ramp_steps
-  # batches, held for hold_steps, then the whole reward split); the best of
-  # them is the result. See PruningEnv.ramp_accuracy: on fmnist_resnet at
-  # 98% the episode's own last accuracy was at chance (0.10) both for the
-  # uniform allocation (test 0.63) and for one that tested 0.80; the short
-  # ramp scored them 0.37 and 0.70 (benchmarks/results/proxy_*.md).
-  c.search.rerank = 3
-  c.search.rerank_ramp_steps = 100  # re-ranking: batches of sparsity ramp.
-  c.search.rerank_hold_steps = 50   # re-ranking: batches at full sparsity.
-  # Re-ranking: an agent episode replaces the best demonstration (a free
-  # allocation) only when its accuracy is higher by more than this many
-  # standard errors of the paired difference on the reward examples (the
-  # benchmark's win rule); 0: the best score wins.
-  c.search.rerank_z = 2.0
-  # Re-ranking: which demonstration holds until beaten by rerank_z. 'best':
-  # the best-scoring one (the demonstrations compete on score alone);
-  # 'first': the first of search.references, which the other
-  # demonstrations must beat by rerank_z too (benchmarks/rerank_study.py).
-  c.search.rerank_incumbent = 'best'
-  # Re-ranking: the order of its fine-tune batches. 'candidate': each
-  # candidate's own (seeded by its episode); 'common': one order shared by
-  # every candidate, so their difference is not also a difference of batch
-  # orders (see rerank.correct_per_example).
-  c.search.rerank_order = 'candidate'
-  # Re-ranking: short fine-tunes per candidate, each in another batch order;
-  # the score is their mean (each costs rerank_ramp_steps + hold_steps).
-  c.search.rerank_draws = 1
-  # Finalists (0: off): the N best candidates of the re-ranking (all of them
-  # when there are no more; the short re-ranking is then skipped) each get
-  # the final fine-tune itself and are scored on the whole reward split; the
-  # chosen one is the result, its fine-tuned net exported as it is, so this
-  # costs N-1 final fine-tunes more (purl_tf/finalists.py). The choice is
-  # rerank.choose's, with search.rerank_incumbent and finalist_z.
-  c.search.finalists = 0
-  # Finalists: paired standard errors by which a finalist must beat the
-  # incumbent (search.rerank_incumbent: 'best', only agent episodes must beat
-  # the best demonstration; 'first', every finalist must beat the first
-  # demonstration) to be chosen (0: the best score wins).
-  c.search.finalist_z = 2.0
-  # Finalists: what they are compared by on the reward split. 'accuracy';
-  # 'loss': the mean cross-entropy, a proper scoring rule that also counts
-  # how sure a net is, so that a paired difference of a few tenths of a point
-  # of accuracy that 5,000 examples cannot resolve may still be resolved
-  # (benchmarks/results/finalist_fmnist_resnet.md).
-  c.search.finalist_score = 'accuracy'
-  # Rescale the best episode to meet the target exactly (the grid and clamp
-  # overshoot it), so methods are compared at one sparsity.
-  c.search.fit_to_target = True
-  # A result that is a demonstration is that allocation exactly, not the
-  # episode's sparsities (which the clamp and fit_to_target move by ~1e-6,
-  # enough to change a 98% fine-tune by 1 pt); see SearchLoop.allocation_of.
-  # False: the episode's (what the `purl_nosens` and `purl_14ep` cells of
-  # benchmarks/results/fmnist.md ran).
-  c.search.exact_demonstrations = True
+
+  # The selection stage: which candidate is the result (purl_tf/selection.py).
+  # The candidates are the references and the best agent episodes; a short
+  # fine-tune of each can narrow them down, and the finalists each get the
+  # final fine-tune itself. A candidate replaces the incumbent only when it
+  # is better by more than 2 standard errors of the paired difference on the
+  # reward examples (the benchmark's own win rule).
+  c.select = ml_collections.ConfigDict()
+  # How episodes rank: 'final_accuracy' (the last step's accuracy on the
+  # whole reward split) or 'return' (the paper's rule). With
+  # select.top_episodes = 0 the best episode so ranked is the result.
+  c.select.episode_score = 'final_accuracy'
+  # Agent episodes (distinct allocations, best by episode_score) that join
+  # the references as candidates.
+  c.select.top_episodes = 3
+  # Batches of the short fine-tune that scores every candidate (a copy of the
+  # final fine-tune from the dense weights: sparsity ramped over two thirds,
+  # held for the last third, then the whole reward split); 0: none. Skipped
+  # when every candidate is a finalist.
+  c.select.short_steps = 150
+  # Candidates (the best by the short fine-tune) that each get the final
+  # fine-tune itself; the chosen one is exported as it is, so this costs N-1
+  # final fine-tunes. 0: the short fine-tune chooses.
+  c.select.finalists = 0
+  # What the finalists are compared by on the reward split: 'accuracy', or
+  # 'loss' (the mean cross-entropy, which also counts how sure a net is and
+  # so separates nets whose accuracies 5,000 examples cannot).
+  c.select.score = 'accuracy'
+  # The incumbent a candidate must beat: 'best' (the best-scoring reference;
+  # the references compete on score alone) or 'first' (the first reference,
+  # which every other candidate must beat).
+  c.select.incumbent = 'best'
 
   # The search's MDP: what an action means (see purl_tf/env.py).
   c.env = ml_collections.ConfigDict()
-  # 'relative' (see purl_tf/env.py): an action scales the layer's kept
-  # weights in a reference allocation by 2**u, u on the scale grid below,
-  # clamped in kept-weights space so every episode meets the target exactly.
-  # 'absolute': the paper's grid of sparsities action_min..action_max with
-  # AMC's budget clamp; it cannot reach targets above action_max.
+  # 'relative': an action scales the layer's kept weights in a reference
+  # allocation by 2**u, u on env.scales, clamped so that every episode meets
+  # the target exactly. 'absolute': the paper's grid of sparsities
+  # (env.grid) with AMC's budget clamp; it cannot reach targets above the
+  # grid's top.
   c.env.action_space = 'relative'
-  # Relative actions: the smallest log2 scale (-1: half the reference's
-  # kept weights).
-  c.env.scale_min = -1.0
-  c.env.scale_max = 1.0           # relative: the largest (1: twice).
-  c.env.scale_step = 0.25         # relative: grid step (-1..1 by 0.25: 9).
+  # Relative actions: (smallest, largest, step) of the log2 scale u: -1..1
+  # by 0.25 gives 9 actions, from half to twice the reference's kept weights.
+  c.env.scales = (-1.0, 1.0, 0.25)
   # The reference allocation: 'best' (the best of search.references on the
   # reward split) or one of uniform, global_magnitude, lamp, erk.
   c.env.reference = 'best'
-  c.env.action_min = 0.0          # absolute: the smallest layer sparsity.
-  c.env.action_max = 0.95         # absolute: the largest.
-  c.env.action_step = 0.05        # absolute: grid step.
-  # Absolute: AMC's clamp, so that the layers still to come can meet the
-  # budget (without it an episode may fall short of the target).
-  c.env.budget_clamp = True
+  # Absolute actions: (smallest, largest, step) of the sparsity grid.
+  c.env.grid = (0.0, 0.95, 0.05)
   c.env.frequency = 1             # re-mask every N fine-tune steps; 0: only
                                   # when the layer's target is set (big nets).
 
@@ -237,12 +178,12 @@ def base_config() -> ml_collections.ConfigDict:
   # action space), 'target_penalty' (the paper-style default of the absolute
   # space) or 'accuracy_sparsity' (see purl_tf/reward.py).
   c.reward.name = 'accuracy_delta'
-  c.reward.accuracy_weight = 1.0  # target_penalty: weight of the accuracy term.
-  c.reward.sparsity_weight = 1.0  # target_penalty: weight of the sparsity term.
+  # Weight of the sparsity term against the accuracy term's 1
+  # (target_penalty; the lambda of accuracy_sparsity).
+  c.reward.sparsity_weight = 1.0
   # target_penalty: accuracy below the dense one that still counts as on
   # target.
   c.reward.allowed_drop = 0.01
-  c.reward.sparsity_lambda = 1.0  # for name='accuracy_sparsity'.
 
   # The tf-agents learner (see purl_tf/agent.py).
   c.agent = ml_collections.ConfigDict()
@@ -257,9 +198,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.agent.train_iterations = 100  # DQN updates after each episode (cheap
                                   # beside one fine-tune; see agent_learning_test).
   c.agent.replay_capacity = 10000  # transitions the replay buffer keeps.
-  c.agent.warmup_episodes = 5     # random actions first.
-  c.agent.epsilon_start = 1.0     # exploration rate after the warm-up.
-  c.agent.epsilon_end = 0.05      # the rate it decays to, linearly.
+  # Random actions first; then epsilon decays linearly from 1 to epsilon_end.
+  c.agent.warmup_episodes = 5
+  c.agent.epsilon_end = 0.05      # the exploration rate it decays to.
   c.agent.epsilon_decay_episodes = 15  # episodes that decay takes.
 
   # The SavedModel for TF Serving (export/<model_name>/<version>/).
@@ -269,30 +210,25 @@ def base_config() -> ml_collections.ConfigDict:
   return c
 
 
-# Episodes of the paper-faithful search where a config plays none: as many
-# as `purl_paper` played on fmnist_resnet (benchmarks/results/fmnist.md).
+# Episodes of the paper-faithful search where a config plays none.
 PAPER_EPISODES = 14
 
 
 def paper_faithful(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """The setting closest to the paper (and to purl_tf before the relative
-  action space): an absolute sparsity grid with AMC's budget clamp, the
-  `target_penalty` reward, the best episode by return, no demonstrations,
-  gamma 0.9, the last step evaluated like the others. Kept as an ablation
-  (`:paper` variants of the Fashion-MNIST configs; `purl_paper` rows in the
-  benchmark). A config that plays no episode (`search.episodes=0`, it only
-  chooses among its references) gets `PAPER_EPISODES`.
+  """The setting closest to the paper: an absolute sparsity grid with AMC's
+  budget clamp, the `target_penalty` reward, the best episode by return, no
+  references, gamma 0.9, the last step evaluated like the others. The
+  `:paper` variants of the Fashion-MNIST configs (`purl_paper` in the
+  benchmark). A config that plays no episode gets `PAPER_EPISODES`.
   """
   if not int(config.search.episodes):
     config.search.episodes = PAPER_EPISODES
   config.env.action_space = 'absolute'
   config.reward.name = 'target_penalty'
-  config.search.select = 'return'
   config.search.references = ''
-  config.search.final_eval_batches = -1
-  config.search.final_finetune_steps = 0
-  config.search.rerank = 0
-  config.search.finalists = 0
+  config.select.episode_score = 'return'
+  config.select.top_episodes = 0
+  config.select.finalists = 0
   config.agent.gamma = 0.9
   return config
 
@@ -301,22 +237,21 @@ def shrink_for_smoke(config: ml_collections.ConfigDict) -> ml_collections.Config
   """Cuts a config's search and fine-tunes down to a real but tiny run.
 
   The `:smoke` variants use this so that they exercise every stage (dense
-  training, a search with warm-up, greedy and learning episodes, the final
-  fine-tune and export) within minutes on 2 CPU cores.
+  training, a search with warm-up, greedy and learning episodes, the
+  selection stage, the final fine-tune and export) within minutes on 2 CPU
+  cores.
   """
   config.train.epochs = min(int(config.train.epochs), 1) or 1
   config.finetune.epochs = 1
   config.search.episodes = 6
   config.search.greedy_every = 3
   config.search.references = 'lamp,erk'
-  config.search.rerank = 1
-  config.search.rerank_ramp_steps = 10
-  config.search.rerank_hold_steps = 5
+  config.select.top_episodes = 1
+  config.select.short_steps = 15
   config.search.finetune_steps = 5
   config.search.subset_batches = 20
   config.search.bn_batches = 2
   config.train.bn_batches = 5
-  config.finetune.bn_batches = 5
   config.agent.warmup_episodes = 2
   config.agent.epsilon_decay_episodes = 3
   config.agent.train_iterations = 5
@@ -367,10 +302,9 @@ def imagenet_smoke(config: ml_collections.ConfigDict, episodes: int):
   config.data.image_size = 32
   config.data.batch_size = 16
   config.data.reward_size = 32
+  config.data.train_size = 64
+  config.data.test_size = 32
   config.data.num_classes = 4
-  config.data.synthetic_train = 96
-  config.data.synthetic_test = 32
-  config.data.synthetic_side = 40
   shrink_for_smoke(config)
   config.search.episodes = episodes
   config.search.greedy_every = 2 if episodes >= 2 else 0
@@ -379,14 +313,13 @@ def imagenet_smoke(config: ml_collections.ConfigDict, episodes: int):
   config.search.eval_batches = 1
   config.search.bn_batches = 1
   config.train.bn_batches = 1
-  config.finetune.bn_batches = 1
   config.agent.warmup_episodes = 1
   config.finetune.learning_rate = 1e-3
-  # One demonstration and no re-ranking: each step of these nets costs
+  # One reference and no selection stage: each step of these nets costs
   # seconds on a CPU, and the Fashion-MNIST smoke runs cover both.
   config.search.references = 'lamp'
-  config.search.rerank = 0
-  config.search.finalists = 0
+  config.select.top_episodes = 0
+  config.select.finalists = 0
   return config
 
 

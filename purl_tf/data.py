@@ -231,9 +231,13 @@ def _from_arrays(x_train, y_train, x_test, y_test, config, seed):
 def _synthetic_arrays(config, seed):
   """Random ImageNet-shaped uint8 images with learnable (colour) labels."""
   rng = np.random.RandomState(seed)
-  n_train = int(config.get('synthetic_train', 512))
-  n_test = int(config.get('synthetic_test', 128))
-  side = int(config.get('synthetic_side', 80))
+  # train_size (and test_size) images are generated, as many as a real
+  # source would hold; the reward split is carved from training as usual.
+  n_train = (int(config.get('train_size', 0)) or 512 - int(
+      config.reward_size)) + int(config.reward_size)
+  n_test = int(config.get('test_size', 0)) or 128
+  # Larger than the net's input, so that the resize path runs as on ImageNet.
+  side = int(config.get('image_size', 224)) * 5 // 4
   classes = int(config.get('num_classes', 10))
 
   def make(n):

@@ -158,7 +158,8 @@ def check_reachable(grid: np.ndarray, target: float, clamp: bool = True):
     raise ValueError(
         f'target sparsity {target} needs an absolute action grid above it '
         f'(its maximum is {float(grid[-1])}); use the default '
-        '--config.env.action_space=relative or raise --config.env.action_max')
+        '--config.env.action_space=relative or raise the top of '
+        '--config.env.grid')
 
 
 def layer_features(infos: Sequence[pruning.LayerInfo]) -> np.ndarray:
@@ -203,10 +204,6 @@ class PruningEnv(py_environment.PyEnvironment):
     eval_batches: batches of `reward_ds` per evaluation (0: all).
     final_eval_batches: batches of `reward_ds` for the last step's
       evaluation (0: all), which decides which episode is best.
-    final_finetune_steps: extra fine-tune batches after the last layer is
-      pruned, before that evaluation: the last layers otherwise get only
-      `finetune_steps` to recover, and the final accuracy would rank
-      allocations by how fast they recover rather than how well.
     learning_rate, optimizer: of the short fine-tunes.
     nan_penalty: reward of a step whose fine-tune loss became NaN/inf; that
       step ends the episode.
@@ -227,7 +224,7 @@ class PruningEnv(py_environment.PyEnvironment):
                clamp: bool = True,
                finetune_steps: int = 50, subset_batches: int = 100,
                eval_batches: int = 0, final_eval_batches: int = 0,
-               final_finetune_steps: int = 0, learning_rate: float = 1e-3,
+               learning_rate: float = 1e-3,
                optimizer: str = 'adam', nan_penalty: float = -2.0,
                frequency: int = 1, seed: int = 0, bn_batches: int = 0):
     super().__init__()
@@ -237,10 +234,9 @@ class PruningEnv(py_environment.PyEnvironment):
       raise ValueError(f'unknown action space {action_space!r}; one of '
                        f'{ACTION_SPACES}')
     if (min(finetune_steps, eval_batches, final_eval_batches,
-            final_finetune_steps, bn_batches) < 0 or subset_batches <= 0):
-      raise ValueError('finetune_steps, eval_batches, final_eval_batches, '
-                       'final_finetune_steps and bn_batches must be >= 0 and '
-                       'subset_batches > 0')
+            bn_batches) < 0 or subset_batches <= 0):
+      raise ValueError('finetune_steps, eval_batches, final_eval_batches '
+                       'and bn_batches must be >= 0 and subset_batches > 0')
     self._strategy = strategy or tf.distribute.get_strategy()
     self._relative = action_space == 'relative'
     self.action_space = action_space
@@ -253,7 +249,6 @@ class PruningEnv(py_environment.PyEnvironment):
       check_reachable(self._grid, self._target, self._clamp)
     self._reward_fn = reward_fn
     self._finetune_steps = int(finetune_steps)
-    self._final_finetune_steps = int(final_finetune_steps)
     self._eval_steps = int(eval_batches) or None
     self._final_eval_steps = int(final_eval_batches) or None
     self._nan_penalty = float(nan_penalty)
@@ -503,10 +498,10 @@ class PruningEnv(py_environment.PyEnvironment):
     last = t + 1 == self.num_layers
     start = time.perf_counter()
     diverged = False
-    steps = self._finetune_steps + (self._final_finetune_steps if last else 0)
-    if steps:
+    if self._finetune_steps:
       try:
-        train.fine_tune(self.model, self._train_ds, epochs=1, steps=steps)
+        train.fine_tune(self.model, self._train_ds, epochs=1,
+                        steps=self._finetune_steps)
       except train.NonFiniteLossError:
         diverged = True
     if not diverged:

@@ -58,8 +58,6 @@ def config_json(config) -> dict:
 
 
 DENSE_WEIGHTS = 'dense.weights.h5'
-# Reached global sparsity this far below the target counts as missing it.
-TARGET_TOLERANCE = 0.005
 
 
 def _workdir_record(config, kind):
@@ -344,7 +342,7 @@ def final_finetune(ctx: Context, sparsity_map: Dict[str, float], *,
     train.compile_model(stripped, ft.learning_rate * ctx.lr_scale, ft.optimizer)
   # Sparsity ramped up during the fine-tune, faster than BatchNormalization's
   # moving averages follow: re-estimate them for the net that is exported.
-  batchnorm.recalibrate(stripped, train_ds, int(ft.bn_batches),
+  batchnorm.recalibrate(stripped, train_ds, int(cfg.train.bn_batches),
                         ctx.strategy)
   return FineTuned(stripped, dict(sparsity_map), result['wall_s'],
                    result['cpu_s'])
@@ -415,7 +413,7 @@ def finish(ctx: Context, sparsity_map: Dict[str, float], *, target: float,
       'pruned_test_accuracy': test_acc,
       'target_sparsity': float(target),
       'reached_global_sparsity': report['global'],
-      'target_met': report['global'] >= float(target) - TARGET_TOLERANCE,
+      'target_met': report['global'] >= float(target) - pruning.TARGET_TOLERANCE,
       'per_layer_sparsity': report['layers'],
       'allocation': dict(sparsity_map),
       'export_path': os.path.abspath(path),

@@ -8,7 +8,7 @@ search interrupted at its second episode ran to its end and exited 0).
 
 `install()` (the command-line tools call it) makes SIGINT also leave a
 mark; `check()`, called at every search step and after every training
-batch (`train.fine_tune`, which the search's fine-tunes and re-ranking run
+batch (`train.fine_tune`, which the search's fine-tunes and selection run
 through), raises KeyboardInterrupt for a mark whose exception never arrived. Without `install()` (the Python API
 inside a user's program) `check()` does nothing and the user's own SIGINT
 handling is untouched.

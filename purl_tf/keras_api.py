@@ -18,7 +18,7 @@ import os
 from typing import List, Mapping, Optional, Union
 
 from purl_tf import allocation, config_defaults, policy as policy_lib, pruning
-from purl_tf import search_loop
+from purl_tf import pipeline, search_loop
 from purl_tf.compat import keras, tfmot
 
 
@@ -94,7 +94,7 @@ def search(model: keras.Model, train_ds, reward_ds, config=None, *,
 
   Raises:
     ValueError: a subclassed model, no prunable layer, bad config values
-      (`search.finalists` > 0 among them: it needs the final fine-tune),
+      (`select.finalists` > 0 among them: it needs the final fine-tune),
       or datasets that are not batched (image, integer label) pipelines of
       the model's input shape (`check_dataset`).
   """
@@ -105,7 +105,7 @@ def search(model: keras.Model, train_ds, reward_ds, config=None, *,
       raise ValueError(f'target_sparsity {target_sparsity} is outside [0, 1)')
     config.prune.sparsity = float(target_sparsity)
   search_loop.check_config(config)
-  if int(config.search.finalists):
+  if int(config.select.finalists):
     # The finalists are scored after the final fine-tune, which this API
     # leaves to the caller's own training code.
     # A config that plays no episode (fmnist_resnet's) needs some to search.
@@ -113,22 +113,18 @@ def search(model: keras.Model, train_ds, reward_ds, config=None, *,
                 ' and config.search.episodes > 0 (this config plays none: '
                 'its references are its finalists)')
     raise ValueError(
-        f'config.search.finalists={config.search.finalists} needs the final '
+        f'config.select.finalists={config.select.finalists} needs the final '
         'fine-tune, which purl_tf.search() leaves to you: set '
-        f'config.search.finalists = 0{episodes} (the re-ranking then '
+        f'config.select.finalists = 0{episodes} (the short fine-tune then '
         'chooses), or run purl-search, which fine-tunes the finalists itself')
   pruning.prunable_layers(model)
   check_dataset(train_ds, model, 'train_ds')
   check_dataset(reward_ds, model, 'reward_ds')
   if workdir:
     os.makedirs(workdir, exist_ok=True)
-  env = search_loop.build_env(model, train_ds, reward_ds, config, strategy)
-  loop = search_loop.SearchLoop(env, config, workdir, verbose=verbose)
-  loop.run()
-  pol = loop.policy(model)
-  if workdir:
-    loop.save_policy(pol)
-  return pol
+  return pipeline.search(model, train_ds, reward_ds, config,
+                         strategy=strategy, workdir=workdir,
+                         verbose=verbose).policy
 
 
 def allocate(model: keras.Model, method: str, target_sparsity: float,

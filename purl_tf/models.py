@@ -80,34 +80,34 @@ def fmnist_resnet(input_shape=(28, 28, 1), num_classes=10, config=None):
 
 
 def _application_weights(config):
+  # Keras applications download 'imagenet' themselves; a file is loaded by
+  # `build` after the net is built, as for every other model.
   weights = config.get('weights') if config is not None else None
-  return weights or None
+  return 'imagenet' if weights == 'imagenet' else None
 
 
 def _load_weights_file(model, config):
-  path = config.get('weights_path') if config is not None else None
-  if path:
+  path = config.get('weights') if config is not None else None
+  if path and path != 'imagenet':
     if not os.path.exists(path):
-      raise ValueError(f'weights file {path} does not exist')
+      raise ValueError(f'weights file {path} does not exist (model.weights)')
     model.load_weights(path)
   return model
 
 
 @register('resnet50')
 def resnet50(input_shape=(224, 224, 3), num_classes=1000, config=None):
-  model = keras.applications.ResNet50(
+  return keras.applications.ResNet50(
       weights=_application_weights(config), input_shape=tuple(input_shape),
       classes=num_classes)
-  return _load_weights_file(model, config)
 
 
 @register('mobilenet_v2')
 def mobilenet_v2(input_shape=(224, 224, 3), num_classes=1000, config=None):
   alpha = float(config.get('alpha', 1.0)) if config is not None else 1.0
-  model = keras.applications.MobileNetV2(
+  return keras.applications.MobileNetV2(
       weights=_application_weights(config), input_shape=tuple(input_shape),
       classes=num_classes, alpha=alpha)
-  return _load_weights_file(model, config)
 
 
 @register('file')
@@ -129,7 +129,7 @@ def build(config, input_shape, num_classes) -> keras.Model:
 
   Args:
     config: the `model` part of a purl_tf config (`name`, and per builder
-      `weights`, `weights_path`, `path`, `alpha`).
+      `weights`, `path`, `alpha`).
     input_shape: the image shape the data pipeline yields.
     num_classes: number of output classes.
 
@@ -144,7 +144,7 @@ def build(config, input_shape, num_classes) -> keras.Model:
     raise ValueError(f'unknown model {name!r}; one of {", ".join(names())}')
   model = _REGISTRY[name](tuple(input_shape), int(num_classes), config)
   check_input_shape(model, input_shape)
-  return model
+  return _load_weights_file(model, config)
 
 
 def check_input_shape(model: keras.Model, input_shape,

@@ -31,6 +31,8 @@ KINDS = (
 )
 KIND_NAMES = ('conv', 'depthwise', 'dense')
 MAX_SPARSITY = 0.999
+# Reached global sparsity this far below the target counts as missing it.
+TARGET_TOLERANCE = 0.005
 
 
 @keras.utils.register_keras_serializable(package='purl_tf')

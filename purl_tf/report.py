@@ -103,7 +103,7 @@ def plot_search(episodes: List[dict], path: str, title='PuRL search'):
   fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 5.5), sharex=True,
                                     gridspec_kw={'height_ratios': [3, 2]})
   colour = method_colour('purl')
-  kinds = [('demo', 's', 'black', 'demonstration (free allocation)'),
+  kinds = [('demo', 's', 'black', 'reference (free allocation)'),
            ('greedy', 'o', colour, 'greedy episode'),
            ('', '.', colour, 'exploring episode')]
 

@@ -146,7 +146,7 @@ def from_config(config):
   if cls is AccuracyDeltaReward:
     return cls()
   if cls is TargetPenaltyReward:
-    return cls(config.get('accuracy_weight', 1.0),
-               config.get('sparsity_weight', 1.0),
+    return cls(1.0, config.get('sparsity_weight', 1.0),
                config.get('allowed_drop', 0.01))
-  return cls(config.get('sparsity_lambda', 1.0))
+  # The weight of the sparsity term: accuracy_sparsity's lambda.
+  return cls(config.get('sparsity_weight', 1.0))

@@ -211,8 +211,7 @@ def per_example(model: keras.Model, dataset: tf.data.Dataset,
     y = np.asarray(y).reshape(-1).astype(int)
     correct.append(np.argmax(probs, axis=-1) == y)
     # A floor, not Keras' 1e-7 clip: a net sure of a wrong class scores
-    # worse than one merely unsure (benchmarks/finalist_study.py measured
-    # with this floor).
+    # worse than one merely unsure.
     loss.append(-np.log(np.maximum(probs[np.arange(len(y)), y], 1e-12)))
   if not correct:
     return np.zeros(0, bool), np.zeros(0)

@@ -75,6 +75,6 @@ def testDqn_FindsTheOptimumWithinOneGridStep():
 def testEpsilonSchedule_WarmsUpThenDecays():
   config = config_defaults.base_config().agent
   assert agent.epsilon_at(0, config) == 1.0
-  assert agent.epsilon_at(config.warmup_episodes, config) == config.epsilon_start
+  assert agent.epsilon_at(config.warmup_episodes, config) == 1.0
   late = config.warmup_episodes + config.epsilon_decay_episodes + 10
   assert agent.epsilon_at(late, config) == pytest.approx(config.epsilon_end)

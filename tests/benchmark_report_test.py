@@ -37,7 +37,7 @@ def testReportOnly_PartialRunWithAVariantAtOneTarget(tmp_path):
            for s in (0, 1) for t in (0.9, 0.98)
            for m in ('lamp', 'erk', 'purl')]
   # The variant ran at 0.98 only, and purl is missing at 0.9 for seed 1.
-  cells += [_cell('purl_norerank', 0.98, s, 0.79) for s in (0, 1)]
+  cells += [_cell('purl_long', 0.98, s, 0.79) for s in (0, 1)]
   # Its cost also in CPU seconds, on one seed.
   cells[-1]['cpu_over_dense_train'] = 1.2
   # Seed 0's search at 0.98: two demonstrations, then three agent episodes
@@ -64,19 +64,19 @@ def testReportOnly_PartialRunWithAVariantAtOneTarget(tmp_path):
   # name breaks it), paired the same way.
   assert ('+0.50 ± 0.00 pt vs per-seed best, 2/2 seeds: **win** (lamp, lamp)'
           in md)
-  assert '| 0.98 | purl_norerank |' in md
+  assert '| 0.98 | purl_long |' in md
   variant = next(l for l in md.splitlines()
-                 if l.startswith('| 0.98 | purl_norerank |'))
+                 if l.startswith('| 0.98 | purl_long |'))
   assert '| 1.50 ± 0.00 (max 1.50); CPU 1.20 (1) |' in variant, variant
   assert '(max 1.50) |' in row_of(md, '| 0.98 | purl |')  # no CPU recorded
   row = next(l for l in md.splitlines() if l.startswith('| 0.98 | purl |'))
   assert row.endswith('| 1/3, - |'), row
-  assert '| 0.90 | purl_norerank |' not in md
+  assert '| 0.90 | purl_long |' not in md
   assert '**Incomplete**' in md
   # Per seed: the seed's best baseline in bold (lamp and erk tie at 0.80 on
   # seed 0; the name breaks it, as in the oracle), what the search returned.
   tables = md.split('### Per seed', 1)[1]
-  assert ('| 0 | 0.8900 | **0.8000** | 0.8000 | 0.8050 | 0.7900 | erk demo | '
+  assert ('| 0 | 0.8900 | **0.8000** | 0.8000 | 0.8050 | 0.7900 | erk reference | '
           '1.50 |') in tables
   assert ('| 1 | 0.8900 | **0.8100** | 0.8100 | 0.8150 | 0.7900 | '
           'episode 4 (lamp) | 1.50 |') in tables
@@ -106,9 +106,9 @@ def testReportOnly_FinalistsTable_NamesEachScoreAndBoldsTheChosen(tmp_path):
                            'test_accuracy': 0.89, 'train_s': 30.0}}}
   md = _report_only(tmp_path, payload)
   assert ('| 0.98 | purl | 0 | lamp 0.8202, **erk 0.8270**, episode 4 '
-          '0.8100 | erk demo: 0.8200 |') in md, md
+          '0.8100 | erk reference: 0.8200 |') in md, md
   assert ('| 0.98 | purl_loss | 0 | **lamp 0.8202 / 0.4812**, erk 0.8270 / '
-          '0.5001, episode 4 0.8100 / 0.5523 | lamp demo: 0.8000 |') in md, md
+          '0.5001, episode 4 0.8100 / 0.5523 | lamp reference: 0.8000 |') in md, md
 
 
 def testReportOnly_OnlySearchCells_FindsTheirDenseNet(tmp_path):
@@ -156,7 +156,7 @@ def testReturned_NamesADemonstrationAnAgentEpisodeOrAnUnplayedReference():
       'import fmnist',
       'demo = {"best_episode": 2, "best_reference": "erk", "episodes": 5,',
       '        "curve": {"demo": [True, True, False, False, False]}}',
-      'assert fmnist.returned(demo) == "erk demo"',
+      'assert fmnist.returned(demo) == "erk reference"',
       'agent = dict(demo, best_episode=4)',
       'assert fmnist.returned(agent) == "episode 4 (erk)"',
       '# search.episodes=0: the references were the finalists, unplayed.',
@@ -208,21 +208,21 @@ def testCheckMethods_AcceptsBlendsOfFreeAllocations_RefusesTheRest():
 
 
 def testConfigDigest_AnOptionAddedAtItsOldBehaviour_KeepsTheCellsDigest():
-  # Cells measured before search.exact_demonstrations existed stay current
-  # while it is False (the code path they ran), and not once it is True
-  # (the default now).
+  # Cells measured before an option existed stay current while it keeps the
+  # code path they ran (its value in ADDED_KEYS), and not once it changes.
   code = '\n'.join([
       'import sys', f'sys.path.insert(0, {os.path.join(REPO, "benchmarks")!r})',
       'import fmnist',
       'from purl_tf import config_defaults',
+      'fmnist.ADDED_KEYS[("search", "new_option")] = False',
       'config = config_defaults.base_config()',
-      'config.search.exact_demonstrations = False',
+      'config.search.new_option = False',
       'default = fmnist.config_digest(config)',
-      'del config.search["exact_demonstrations"]',
+      'del config.search["new_option"]',
       'before = fmnist.config_digest(config)',
-      'config.search.exact_demonstrations = True',
+      'config.search.new_option = True',
       'on = fmnist.config_digest(config)',
-      'config.search.exact_demonstrations = False',
+      'config.search.new_option = False',
       'config.search.episodes = 17',
       'other = fmnist.config_digest(config)',
       'assert default == before, (default, before)',
@@ -271,9 +271,13 @@ def testSplitOverrides_AListValue_StaysOneItem():
       'import sys', f'sys.path.insert(0, {os.path.join(REPO, "benchmarks")!r})',
       'import fmnist',
       'items = fmnist.split_overrides("search.references=lamp,erk,lamp+erk,'
-      'search.rerank=2,env.scale_min=-0.5")',
+      'select.top_episodes=2,env.scales=(-0.5,0.5,0.125)")',
       'assert items == ["search.references=lamp,erk,lamp+erk", '
-      '"search.rerank=2", "env.scale_min=-0.5"], items',
+      '"select.top_episodes=2", "env.scales=(-0.5,0.5,0.125)"], items',
+      'from purl_tf import config_defaults',
+      'config = fmnist.apply_overrides(config_defaults.base_config(), items)',
+      'assert config.env.scales == (-0.5, 0.5, 0.125), config.env.scales',
+      'assert config.select.top_episodes == 2',
       'assert fmnist.split_overrides("search.episodes=40") == '
       '["search.episodes=40"]',
       'print("checked")'])

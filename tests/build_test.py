@@ -2,6 +2,7 @@
 every named file exists, and deps cover each file's imports."""
 
 import os
+import re
 
 from tests.conftest import REPO
 from tools import update_build
@@ -76,3 +77,20 @@ def testDeps_CoverEachFilesImportsAndNameRealTargets():
 
 def testBuild_IsWhatTheGeneratorWrites():
   assert update_build.main(['--check']) == 0
+
+
+def testPackage_NamesNoBenchmarkFileAndNoRetiredSearchVariant():
+  """The product carries the current method only: a finished study's story
+  lives in research/, and benchmark files move when studies end."""
+  retired = ('purl_nosens', 'purl_sens', 'purl_14ep', 'purl_accuracy',
+             'purl_agent', 'purl_blend', 'purl_blendfirst', 'purl_norerank',
+             'purl_refine', 'purl_rerank', 'purl_weighted', 'purl_select')
+  package = os.path.join(REPO, 'purl_tf')
+  for name in sorted(os.listdir(package)):
+    if not name.endswith('.py'):
+      continue
+    with open(os.path.join(package, name)) as f:
+      text = f.read()
+    assert 'benchmarks/' not in text, name
+    named = [v for v in retired if re.search(rf'\b{v}\b', text)]
+    assert not named, (name, named)

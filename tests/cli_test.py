@@ -61,14 +61,15 @@ def testSearchSmoke_WritesEveryOutputThenPolicyAppliesWithPurlPrune(
   workdir = str(smoke_search.workdir)
   stdout = smoke_search.stdout
   assert 'episode 6/6' in stdout
-  # Which episode won, and whether it was a demonstration (a free allocation).
+  # Which episode won, and whether it was a reference (a free allocation).
   with open(os.path.join(workdir, 'summary.json')) as f:
-    best = json.load(f)['search']['best_episode']
-  demos = ('lamp', 'erk')  # the smoke config's search.references
-  expected = (f'best policy: the {demos[best]} demonstration '
-              f'(episode {best + 1})' if best < 2 else
-              f'best policy: episode {best + 1} (relative to ')
-  assert expected in stdout
+    search = json.load(f)['search']
+  best = search['best_episode']
+  refs = ('lamp', 'erk')  # the smoke config's search.references
+  expected = (f'the {refs[best]} reference' if best < 2 else
+              f'episode {best + 1} (relative to ')
+  assert search['chosen'].startswith(expected)
+  assert f'result: {search["chosen"]}: ' in stdout
   for name in ('policy.json', 'episodes.jsonl', 'summary.json', 'config.json',
                'search_state.json'):
     assert os.path.exists(os.path.join(workdir, name)), name
@@ -149,7 +150,7 @@ def testPurlConfig_PrintsEveryKeyWithItsMeaning_OverridesShowTheirDefault():
                 '--config.search.episodes=9', timeout=120)
   assert result.returncode == 0, result.stderr[-3000:]
   assert result.stderr == ''
-  for key in ('seed', 'model.name', 'search.rerank', 'agent.gamma',
+  for key in ('seed', 'model.name', 'select.finalists', 'agent.gamma',
               'export.version'):
     assert f'\n{key} = ' in '\n' + result.stdout, key
   assert 'search.episodes = 9   (default 16)' in result.stdout

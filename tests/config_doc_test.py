@@ -3,6 +3,7 @@
 import glob
 import importlib.util
 import os
+import re
 
 import pytest
 
@@ -71,4 +72,32 @@ def testDescribe_ListsEveryKeyWithItsValue_AndTheDefaultWhereOverridden():
   for key, value in config_doc._flatten(config):
     assert f'\n{key} = {value!r}' in '\n' + text, key
   assert 'search.episodes = 7   (default 16)' in text
-  assert 'search.rerank = 3\n' in text  # not overridden: no default shown
+  assert 'select.top_episodes = 3\n' in text  # not overridden: no default
+
+
+def _package_source(exclude=('config_defaults.py', 'config_doc.py')):
+  text = []
+  for path in sorted(glob.glob(os.path.join(REPO, 'purl_tf', '*.py'))):
+    if os.path.basename(path) not in exclude:
+      with open(path) as f:
+        text.append(f.read())
+  return '\n'.join(text)
+
+
+def testBaseConfig_AtMost70Keys_EachReadByThePackage():
+  """A key nothing reads is a setting that does nothing: every key is read
+  somewhere in purl_tf/ outside the defaults and their printer (as an
+  attribute, an item or a `get`)."""
+  keys = [key for key, _ in config_doc._flatten(config_defaults.base_config())]
+  assert len(keys) <= 70, len(keys)
+  source = _package_source()
+  unread = [key for key in keys if not re.search(
+      r'\.{0}\b|\[\'{0}\'\]|get\(\'{0}\''.format(key.split('.')[-1]), source)]
+  assert not unread, unread
+
+
+def testEveryConfigFile_SetsOnlyBaseKeys_AndListsAtMost70():
+  for path in _config_files():
+    for variant in ('', ':smoke'):
+      config = config_defaults.load(path + variant)
+      assert len(list(config_doc._flatten(config))) <= 70, path

@@ -38,7 +38,7 @@ def splits():
 
 def tiny_search_config():
   """The default config with a search of a few seconds (3 episodes of tiny
-  fine-tunes and evaluations, a few DQN updates, one short re-ranking)."""
+  fine-tunes and evaluations, a few DQN updates, short selection fine-tunes)."""
   from purl_tf import config_defaults  # pylint: disable=g-import-not-at-top
   config = config_defaults.base_config()
   config.search.episodes = 3
@@ -50,9 +50,8 @@ def tiny_search_config():
   config.agent.batch_size = 4
   # A few episodes fill a few dozen slots; checkpoints save the whole buffer.
   config.agent.replay_capacity = 200
-  config.search.rerank = 1
-  config.search.rerank_ramp_steps = 10
-  config.search.rerank_hold_steps = 2
+  config.select.top_episodes = 1
+  config.select.short_steps = 15
   return config
 
 

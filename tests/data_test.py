@@ -132,11 +132,11 @@ def testImagenetPreprocessing_GivesSquareRgbOfTheFamilyRange(kind):
 
 def testSyntheticImagenet_HasTheRequestedShape():
   config = _config(name='synthetic_imagenet', preprocess='mobilenet_v2',
-                   image_size=32, reward_size=16, batch_size=8)
-  config.synthetic_train = 64
-  config.synthetic_test = 16
+                   image_size=32, reward_size=16, batch_size=8,
+                   train_size=48, test_size=16)
   splits = data.get_splits(config)
-  assert splits.input_shape == (32, 32, 3) and splits.num_train == 48
+  assert splits.input_shape == (32, 32, 3)
+  assert (splits.num_train, splits.num_reward, splits.num_test) == (48, 16, 16)
 
 
 def _jpeg_folder(root, counts=(('train', 10), ('test', 3))):

@@ -49,17 +49,6 @@ def testRelativeEnv_NeutralEpisodeIsTheReferenceAndEveryEpisodeMeetsTarget(
     assert env.reached_sparsity() == pytest.approx(target, abs=1e-9)
 
 
-def testFinalFinetuneSteps_OnlyTheLastStepTrainsLonger(splits):
-  env = _env(splits, 0.5, action_space='relative', finetune_steps=2,
-             final_finetune_steps=3, eval_batches=1)
-  env.reset()
-  start = int(env.model.optimizer.iterations.numpy())
-  for t in range(env.num_layers):
-    env.step(np.int64(env.neutral_action))
-    done = int(env.model.optimizer.iterations.numpy()) - start
-    assert done == 2 * (t + 1) + (3 if t == env.num_layers - 1 else 0)
-
-
 def testRampAccuracy_ReachesEveryTargetWithoutRetracingThenResets(splits):
   env = _env(splits, 0.8, action_space='relative', finetune_steps=1,
              eval_batches=1)

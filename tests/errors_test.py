@@ -89,8 +89,8 @@ def _case_args(case, tmp_path):
     return 'purl-prune', []
   if case == 'zero-episodes':
     return 'purl-search', ['--config.search.episodes=0']
-  if case == 'zero-checkpoint-every':
-    return 'purl-search', ['--config.search.checkpoint_every=0']
+  if case == 'nothing-scores-candidates':
+    return 'purl-search', ['--config.select.short_steps=0']
   if case == 'unreachable-target':
     return 'purl-search', ['--config.env.action_space=absolute',
                            '--config.prune.sparsity=0.98']
@@ -160,7 +160,7 @@ def testOverwriteWithABadConfig_LeavesTheFinishedRunByteIdentical(tmp_path):
   (workdir / 'export').mkdir()
   result = subprocess.run(
       tool('purl-search') + [f'--config={SMOKE}', f'--workdir={workdir}',
-                             '--overwrite', '--config.env.action_max=1.5'],
+                             '--overwrite', '--config.env.grid=(0.0,1.5,0.05)'],
       capture_output=True, text=True, env=subprocess_env(), cwd=REPO,
       timeout=300)
   assert result.returncode == 2, result.stderr[-2000:]

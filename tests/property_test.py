@@ -59,8 +59,8 @@ def testConfigs_LoadAndRejectUnknownVariants(name):
     config = config_defaults.load(path + variant)
     assert set(config) == set(config_defaults.base_config())
     json.loads(config.to_json_best_effort())
-    # What purl-search checks before any work (e.g. :paper turns the
-    # re-ranking off, which search.finalists needs).
+    # What purl-search checks before any work (e.g. :paper plays episodes,
+    # which fmnist_resnet's default does not).
     search_loop.check_config(config)
 
   @SETTINGS

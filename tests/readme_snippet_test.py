@@ -23,8 +23,8 @@ warnings.simplefilter('error', purl_tf.pruning.BelowTargetWarning)
 _base = config_defaults.base_config
 def _small():
   c = _base()
-  c.search.update(episodes=4, finetune_steps=2, eval_batches=2, rerank=1,
-                  rerank_ramp_steps=10, rerank_hold_steps=5)
+  c.search.update(episodes=4, finetune_steps=2, eval_batches=2)
+  c.select.update(top_episodes=1, short_steps=15)
   return c
 config_defaults.base_config = _small
 cfg = config_defaults.base_config().data

@@ -45,7 +45,7 @@ def testConfigRoundTrip(cls):
 
 def testFromConfig_PicksByNameAndRejectsUnknown():
   config = ml_collections.ConfigDict({'name': 'accuracy_sparsity',
-                                      'sparsity_lambda': 0.3})
+                                      'sparsity_weight': 0.3})
   r = reward.from_config(config)
   assert isinstance(r, reward.AccuracySparsityReward) and r.sparsity_weight == 0.3
   config.name = 'bogus'

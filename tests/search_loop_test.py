@@ -1,5 +1,5 @@
-"""The search loop on the benchmark CNN: demonstrations of the free
-allocations, the reference they choose, and the best-episode rule.
+"""The search loop on the benchmark CNN: the reference episodes, the
+reference they choose, the best-episode rule and the selection stage.
 
 Seeded by conftest (numpy, Python, TensorFlow) and the config's seed.
 """
@@ -11,20 +11,19 @@ from unittest import mock
 import numpy as np
 import pytest
 
-from purl_tf import (allocation, config_defaults, io_utils, models, pruning,
-                     rerank, search_loop, train)
+from purl_tf import (allocation, config_defaults, io_utils, models, pipeline,
+                     pruning, search_loop, selection, train)
 from purl_tf.compat import keras
 from tests.conftest import tiny_search_config
 
 
-def _config(references='lamp,erk', episodes=4, **search):
+def _config(references='lamp,erk', episodes=4, **select):
   config = tiny_search_config()
   config.prune.sparsity = 0.8
   config.search.references = references
   config.search.episodes = episodes
   config.search.greedy_every = 0
-  config.search.final_eval_batches = 2
-  config.search.update(search)
+  config.select.update(select)
   return config
 
 
@@ -67,30 +66,26 @@ def testFixedReference_IsScaledWhateverTheDemonstrationsScore(dense, splits):
   assert loop.records[-1]['reference'] == 'uniform'
 
 
-@pytest.mark.parametrize('select', ['final_accuracy', 'return'])
+@pytest.mark.parametrize('score', ['final_accuracy', 'return'])
 def testBestEpisode_IsTheBestScoreAmongThoseMeetingTheBudget(dense, splits,
-                                                             select):
-  config = _config(select=select, rerank=0)  # the rule alone, no re-ranking
-  if select == 'return':
+                                                             score):
+  config = _config(episode_score=score)  # the loop alone: no selection
+  if score == 'return':
     config_defaults.paper_faithful(config)
-    config.env.action_max = 0.9
+    config.env.grid = (0.0, 0.9, 0.05)
   _, loop = _run(dense, splits, config)
-  key = 'final_accuracy' if select == 'final_accuracy' else 'return'
   eligible = [r for r in loop.records
               if r['global_sparsity'] >= 0.8 - 0.005 and not r['diverged']]
-  want = max(eligible, key=lambda r: r[key])
+  want = max(eligible, key=lambda r: r[score])
   assert loop.state.best['episode'] == want['episode']
   policy = loop.policy(dense)
-  assert policy.metrics['select'] == select
+  assert policy.metrics['episode_score'] == score
   assert policy.metrics['reward_accuracy'] == want['final_accuracy']
 
 
-@pytest.mark.parametrize('exact', [True, False])
-def testDemonstrationResult_IsTheFreeAllocationExactly_WhenAsked(dense, splits,
-                                                                exact):
-  # One demonstration and nothing else: the result is that demonstration.
-  config = _config(references='lamp', episodes=1, rerank=0,
-                   exact_demonstrations=exact)
+def testReferenceResult_IsTheFreeAllocationExactly(dense, splits):
+  # One reference and nothing else: the result is that reference.
+  config = _config(references='lamp', episodes=1)
   env, loop = _run(dense, splits, config)
   free = allocation.lamp(dense, 0.8)
   chosen = loop.policy(dense).sparsity
@@ -101,18 +96,14 @@ def testDemonstrationResult_IsTheFreeAllocationExactly_WhenAsked(dense, splits,
   assert fitted != free
   assert [fitted[n] for n in loop.names] == pytest.approx(
       [free[n] for n in loop.names], abs=1e-4)
-  if exact:
-    # Bit for bit what `purl-prune --allocation=lamp` prunes.
-    assert chosen == free
-  else:
-    assert chosen == fitted
+  # Bit for bit what `purl-prune --allocation=lamp` prunes.
+  assert chosen == free
   assert pruning.global_sparsity(env.infos, chosen) == pytest.approx(
       0.8, abs=1e-4)
 
 
 def testBlendDemonstration_ReturnedExactly(dense, splits):
-  config = _config(references='lamp+erk', episodes=1, rerank=0,
-                   exact_demonstrations=True)
+  config = _config(references='lamp+erk', episodes=1)
   env, loop = _run(dense, splits, config)
   assert loop.records[0]['demo']
   chosen = loop.policy(dense).sparsity
@@ -122,22 +113,22 @@ def testBlendDemonstration_ReturnedExactly(dense, splits):
       0.8, abs=1e-9)
 
 
-def testExactDemonstrations_AgentEpisodeKeepsItsOwnAllocation(dense, splits):
-  config = _config(references='lamp', episodes=2, rerank=0,
-                   exact_demonstrations=True)
-  _, loop = _run(dense, splits, config)
+def testAgentEpisode_KeepsItsOwnAllocationFittedToTheTarget(dense, splits):
+  config = _config(references='lamp', episodes=2)
+  env, loop = _run(dense, splits, config)
   agent = loop.records[1]
-  assert loop.allocation_of(agent) == loop._fitted(agent['sparsity'])
+  assert loop.allocation_of(agent) == allocation.fit_to_target(
+      env.infos, dict(zip(loop.names, agent['sparsity'])), 0.8)
 
 
 def testSensitivityDemonstration_ScannedOnceByTheSearch_KeptOnResume(
     dense, splits, tmp_path):
   grid = (0.0, 0.5, 0.9)
-  config = _config(references='sensitivity,lamp', episodes=2, rerank=0,
-                   sensitivity_grid=grid)
+  config = _config(references='sensitivity,lamp', episodes=2)
   env = search_loop.build_env(dense, splits.train, splits.reward, config)
   loop = search_loop.SearchLoop(env, config, str(tmp_path), verbose=False)
-  loop.run()
+  with mock.patch.object(allocation, 'SENSITIVITY_GRID', grid):  # CI time
+    loop.run()
   first = loop.records[0]
   assert first['demo'] and first['reference'] == 'sensitivity'
   # The allocation the search's own scan picks (the scan is deterministic:
@@ -164,10 +155,10 @@ def testSensitivityDemonstration_ScannedOnceByTheSearch_KeptOnResume(
 def testSensitivityDemonstration_MeetsExtremeTargetsExactly(dense, splits,
                                                             target):
   # A grid topping out at 0.9 gets a value above 0.99 added for the knapsack.
-  config = _config(references='sensitivity', episodes=1, rerank=0,
-                   sensitivity_grid=(0.0, 0.5, 0.9))
+  config = _config(references='sensitivity', episodes=1)
   config.prune.sparsity = target
-  env, loop = _run(dense, splits, config)
+  with mock.patch.object(allocation, 'SENSITIVITY_GRID', (0.0, 0.5, 0.9)):
+    env, loop = _run(dense, splits, config)
   chosen = loop.policy(dense).sparsity
   assert chosen == loop.demos['sensitivity']
   assert pruning.global_sparsity(env.infos, chosen) == pytest.approx(
@@ -177,7 +168,7 @@ def testSensitivityDemonstration_MeetsExtremeTargetsExactly(dense, splits,
 
 def testSensitivityReference_NotPlayed_IsNotScanned(dense, splits):
   # Listed third with a 2-episode budget: never played, so never measured.
-  config = _config(references='lamp,erk,sensitivity', episodes=2, rerank=0)
+  config = _config(references='lamp,erk,sensitivity', episodes=2)
   env = search_loop.build_env(dense, splits.train, splits.reward, config)
   loop = search_loop.SearchLoop(env, config, verbose=False)
   with mock.patch.object(env, 'sensitivity_scan',
@@ -186,11 +177,10 @@ def testSensitivityReference_NotPlayed_IsNotScanned(dense, splits):
   assert loop.state.scanned == {}
 
 
-def testFinalEvaluation_UsesItsOwnBatchCount(dense, splits):
+def testFinalEvaluation_TheWholeRewardSplit(dense, splits):
   # The reward split holds 8 batches of 32: the last step sees all of them,
   # the others 2, so the last accuracy is a multiple of 1/256.
-  _, loop = _run(dense, splits, _config(references='lamp', episodes=1,
-                                        final_eval_batches=0))
+  _, loop = _run(dense, splits, _config(references='lamp', episodes=1))
   final = loop.records[0]['final_accuracy']
   assert final * 256 == pytest.approx(round(final * 256), abs=1e-6)
   assert all(a * 64 == pytest.approx(round(a * 64), abs=1e-6)
@@ -203,18 +193,15 @@ def testFinalEvaluation_UsesItsOwnBatchCount(dense, splits):
     ('search.references', 'lamp,lamp', 'twice'),
     ('search.references', '', 'needs at least one'),
     ('env.reference', 'magic', 'unknown reference'),
-    ('search.sensitivity_grid', (0.0, 1.0), 'sensitivity_grid'),
-    ('search.sensitivity_grid', (), 'sensitivity_grid'),
-    ('search.rerank_incumbent', 'last', 'rerank_incumbent'),
-    ('search.rerank_order', 'random', 'rerank_order'),
-    ('search.rerank_draws', 0, 'rerank_draws'),
-    ('search.select', 'luck', 'search.select'),
+    ('select.incumbent', 'last', 'select.incumbent'),
+    ('select.episode_score', 'luck', 'select.episode_score'),
     ('search.episodes', -1, 'search.episodes'),
     # No episode: the references must all be finalists.
     ('search.episodes', 0, 'search.episodes=0'),
-    ('search.checkpoint_every', 0, 'checkpoint_every'),
     ('env.action_space', 'polar', 'env.action_space'),
-    ('env.scale_min', 0.5, 'scale grid'),
+    ('env.scales', (0.5, 1.0, 0.25), 'env.scales: .*scale grid'),
+    ('env.scales', (0.5, 1.0), r'env.scales must be \(smallest, largest'),
+    ('env.grid', ('a', 'b', 'c'), r'env.grid must be \(smallest, largest'),
 ])
 def testCheckConfig_RejectsBadValuesBeforeAnyWork(key, value, match):
   config = _config()
@@ -242,77 +229,69 @@ def testCheckConfig_AcceptsEveryTargetInTheRelativeSpace():
 
 
 @pytest.mark.parametrize('z', [2.0, 0.0])
-def testRerank_ScoresDemosAndTheBestOthers_PicksByThePairedRule(
+def testShortRound_ScoresReferencesAndTheBestOthers_PicksByThePairedRule(
     dense, splits, z):
-  config = _config(episodes=5, rerank=2, rerank_ramp_steps=10,
-                   rerank_hold_steps=2, rerank_z=z)
+  config = _config(episodes=5, top_episodes=2, short_steps=15)
   env, loop = _run(dense, splits, config)
+  with mock.patch.object(selection, 'WIN_Z', z):
+    selection.Selection(loop, verbose=False).run()
   state = loop.state
-  demos = [x for x in state.candidates if x['demo']]
+  refs = [x for x in state.candidates if x['demo']]
   others = [x for x in state.candidates if not x['demo']]
-  assert [d['reference'] for d in demos] == ['lamp', 'erk']
+  assert [d['reference'] for d in refs] == ['lamp', 'erk']
   assert len(others) <= 2
-  # The others are the best-scoring non-demonstration episodes.
+  # The others are the best-scoring agent episodes.
   scores = sorted((r['final_accuracy'] for r in loop.records
                    if not r['demo']), reverse=True)
   assert sorted((x['final_accuracy'] for x in others), reverse=True) == (
       scores[:len(others)])
-  assert set(state.reranked) == {str(x['episode']) for x in state.candidates}
-  correct = {k: rerank.unpack_correct(v)
-             for k, v in state.reranked_correct.items()}
-  assert set(correct) == set(state.reranked)
+  assert set(state.short) == {str(x['episode']) for x in state.candidates}
+  correct = {k: selection.unpack_correct(v)
+             for k, v in state.short_correct.items()}
+  assert set(correct) == set(state.short)
   for k, v in correct.items():  # the accuracy is the mean of the vector
-    assert state.reranked[k] == pytest.approx(v.mean())
-  best = rerank.choose(state.candidates, state.reranked, correct, z)
+    assert state.short[k] == pytest.approx(v.mean())
+  best = selection.choose(state.candidates, state.short, correct, z=z)
   if z == 0.0:
     assert best == max(state.candidates,
-                       key=lambda x: state.reranked[str(x['episode'])])
+                       key=lambda x: state.short[str(x['episode'])])
   assert state.best['episode'] == best['episode']
-  assert loop.policy(dense).metrics['ramp_accuracy'] == state.reranked[
+  assert loop.policy(dense).metrics['short_accuracy'] == state.short[
       str(best['episode'])]
 
 
-def testRerank_ResumedRunKeepsScoresAlreadyMeasured(dense, splits, tmp_path):
-  config = _config(episodes=3, rerank=1, rerank_ramp_steps=10,
-                   rerank_hold_steps=0)
+def testShortRound_ResumedRunKeepsScoresAlreadyMeasured(dense, splits,
+                                                        tmp_path):
+  config = _config(episodes=3, top_episodes=1, short_steps=15)
+  first = pipeline.search(dense, splits.train, splits.reward, config,
+                          workdir=str(tmp_path), verbose=False)
+  scores = dict(first.state.short)
+  assert len(scores) == 3
   env = search_loop.build_env(dense, splits.train, splits.reward, config)
-  loop = search_loop.SearchLoop(env, config, str(tmp_path), verbose=False)
-  loop.run()
-  first = dict(loop.state.reranked)
   again = search_loop.SearchLoop(env, config, str(tmp_path), verbose=False)
   assert again.restore()
   env.ramp_accuracy = None  # any new measurement would fail
   again.run()
-  assert again.state.reranked == first
-  assert again.state.best['episode'] == loop.state.best['episode']
+  selection.Selection(again, verbose=False).run()
+  assert again.state.short == scores
+  assert again.state.best['episode'] == first.state.best['episode']
 
 
-def testRerankCommonOrder_SameAllocation_SameScoreWhateverTheGlobalSeed(
-    dense, splits):
-  # The search's episodes leave TensorFlow's global seed wherever the last
-  # one set it; a shared order must not depend on it, nor on the episode.
-  config = _config(rerank=1, rerank_ramp_steps=10, rerank_hold_steps=2,
-                   rerank_order='common', rerank_draws=2)
-  env = search_loop.build_env(dense, splits.train, splits.reward, config)
-  lamp = allocation.allocate('lamp', dense, 0.8)
-  tf_seeds = iter((1, 2))
-  vectors = []
-  for episode in (0, 3):
-    keras.utils.set_random_seed(next(tf_seeds))
-    vectors.append(rerank.correct_per_example(env, lamp, config, episode))
-  n = len(vectors[0]) // 2
-  assert n > 0 and len(vectors[0]) == 2 * n
-  np.testing.assert_array_equal(vectors[0], vectors[1])
-  # Two draws are two batch orders: the model after each differs, and so
-  # (on this tiny net, at 80%) does which examples it gets right.
-  assert (vectors[0][:n] != vectors[0][n:]).any()
+def testOneCandidate_IsTheResult_NothingMeasured(dense, splits):
+  config = _config(references='lamp', episodes=2, top_episodes=0)
+  env, loop = _run(dense, splits, config)
+  env.ramp_accuracy = None  # any measurement would fail
+  selection.Selection(loop, verbose=False).run()
+  assert loop.state.best['reference'] == 'lamp'
+  assert loop.state.best['episode'] == 0
+  assert loop.policy(dense).sparsity == allocation.lamp(dense, 0.8)
 
 
 @pytest.fixture(scope='module')
 def finished(dense, splits, tmp_path_factory):
   """A 2-episode search's workdir, and the environment it ran on."""
   workdir = str(tmp_path_factory.mktemp('finished'))
-  config = _config(episodes=2, references='lamp', rerank=0)
+  config = _config(episodes=2, references='lamp')
   env = search_loop.build_env(dense, splits.train, splits.reward, config)
   search_loop.SearchLoop(env, config, workdir, verbose=False).run()
   return workdir, env, config
@@ -368,7 +347,7 @@ def testGarbageLineBeforeTheCheckpoint_NamesFileAndLine(finished, tmp_path):
 
 def testDiskFullMidSearch_LeavesTheWorkdirResumable(dense, splits, tmp_path):
   workdir = str(tmp_path / 'full')
-  config = _config(episodes=3, references='lamp', rerank=0)
+  config = _config(episodes=3, references='lamp')
   env = search_loop.build_env(dense, splits.train, splits.reward, config)
   calls = []
   real = io_utils.append_jsonl

@@ -1,6 +1,7 @@
-"""Tests for purl_tf.finalists: the finalists get the final fine-tune itself,
-the chosen net is exported as it is, and a resumed search does not fine-tune
-a scored finalist again."""
+"""Build -> search -> select end to end (purl_tf/pipeline.py, through
+purl-search's `run_search`): the short round narrows the candidates, the
+finalists get the final fine-tune itself, the chosen net is exported as it
+is, and a resumed search does not fine-tune a scored finalist again."""
 
 import json
 import os
@@ -9,28 +10,10 @@ from unittest import mock
 import numpy as np
 import pytest
 
-from purl_tf import experiment, finalists, keras_api, report, rerank
-from purl_tf import search_loop
-from purl_tf import search_run
+from purl_tf import experiment, keras_api, pipeline, report, search_loop
+from purl_tf import search_run, selection
+from purl_tf.search_loop import SearchState
 from tests.conftest import tiny_search_config
-
-
-def _cand(episode, demo, reference='lamp'):
-  return {'episode': episode, 'demo': demo, 'reference': reference}
-
-
-def testPickFinalists_NoMoreCandidatesThanN_AllOfThemInEpisodeOrder():
-  cands = [_cand(2, False), _cand(0, True), _cand(1, True, 'erk')]
-  picked = finalists.pick_finalists(cands, {}, 3)
-  assert [c['episode'] for c in picked] == [0, 1, 2]
-
-
-def testPickFinalists_MoreCandidates_TheNBestReRankingScores():
-  cands = [_cand(0, True), _cand(1, True, 'erk'), _cand(4, False),
-           _cand(6, False)]
-  scores = {'0': 0.70, '1': 0.75, '4': 0.72, '6': 0.60}
-  picked = finalists.pick_finalists(cands, scores, 2)
-  assert [c['episode'] for c in picked] == [1, 4]
 
 
 def _config(tmp_path, finalists_n, episodes=4):
@@ -41,8 +24,7 @@ def _config(tmp_path, finalists_n, episodes=4):
   config.finetune.epochs = 1
   config.train.cache_dir = str(tmp_path / 'dense_cache')
   config.search.episodes = episodes
-  config.search.finalists = finalists_n
-  config.search.finalist_z = 0.0
+  config.select.finalists = finalists_n
   config.prune.sparsity = 0.8
   return config
 
@@ -50,6 +32,14 @@ def _config(tmp_path, finalists_n, episodes=4):
 def _state(workdir):
   with open(os.path.join(workdir, 'search_state.json')) as f:
     return json.load(f)
+
+
+def _chosen_by_rule(state, finalists, score):
+  """What `selection.choose` picks from a state file's final round, with the
+  default config's incumbent ('best')."""
+  by_key = {str(c['episode']): c for c in state['candidates']}
+  return selection.choose([by_key[k] for k in finalists],
+                          *selection.final_scores(SearchState(**state), score))
 
 
 @pytest.fixture(scope='module')
@@ -63,17 +53,22 @@ def searched(tmp_path_factory):
   return config, workdir, summary
 
 
-def testFinalists_TheBestReRankedAreFineTunedAndTheBestScoreIsChosen(searched):
+def testFinalists_TheBestShortScoresAreFineTunedAndTheRuleChooses(searched):
   _, workdir, summary = searched
   state = _state(workdir)
   assert len(state['candidates']) == 4
-  # The short re-ranking ran and chose the two finalists.
-  assert len(state['reranked']) == 4
-  top2 = sorted(state['reranked'], key=lambda k: -state['reranked'][k])[:2]
+  # The short round ran and chose the two finalists.
+  assert len(state['short']) == 4
+  top2 = sorted(state['short'], key=lambda k: -state['short'][k])[:2]
   assert sorted(state['finalists']) == sorted(top2)
-  chosen = str(state['best']['episode'])
-  assert state['finalists'][chosen] == max(state['finalists'].values())
+  chosen = _chosen_by_rule(state, sorted(state['finalists'], key=int),
+                           'accuracy')
+  assert state['best']['episode'] == chosen['episode']
+  assert state['best']['finalist_accuracy'] == state['finalists'][
+      str(chosen['episode'])]
   assert summary['search']['finalists'] == state['finalists']
+  assert summary['search']['chosen'] == search_run.describe(
+      SearchState(**state))
   assert state['finalists_s'] > 0
 
 
@@ -102,16 +97,18 @@ def testFinish_FineTunedNetOfAnotherAllocation_IsRefused(searched, tmp_path):
 def testResumedFinalists_OnlyTheUnscoredAreFineTunedAgain_SameResult(
     tmp_path):
   config = _config(tmp_path, 4)  # every candidate is a finalist
-  config.search.finalist_score = 'loss'
+  config.select.score = 'loss'
   first = str(tmp_path / 'first')
   summary = search_run.run_search(config, first, verbose=0)
   state = _state(first)
-  # No short re-ranking when every candidate is a finalist.
-  assert state['reranked'] == {}
+  # No short round when every candidate is a finalist.
+  assert state['short'] == {}
   assert len(state['finalists']) == 4
   assert len(state['finalists_loss_examples']) == 4
   chosen = str(state['best']['episode'])
-  assert state['best']['finalist_loss'] == min(state['finalists_loss'].values())
+  assert int(chosen) == _chosen_by_rule(
+      state, sorted(state['finalists'], key=int), 'loss')['episode']
+  assert state['best']['finalist_loss'] == state['finalists_loss'][chosen]
   # As if killed during the last finalist's fine-tune.
   dropped = max(k for k in state['finalists'] if k != chosen)
   for part in ('finalists', 'finalists_correct', 'finalists_loss',
@@ -144,17 +141,18 @@ def testNoEpisodes_TheReferencesAreTheFinalists_SameChoiceAsPlayingThem(
     tmp_path, capsys):
   # Three references, each played as a demonstration episode or not played.
   played = _config(tmp_path, 3, episodes=3)
-  played.search.finalist_score = 'loss'
+  played.select.score = 'loss'
   unplayed = played.copy_and_resolve_references()
   unplayed.search.episodes = 0
   with_episodes = search_run.run_search(played, str(tmp_path / 'played'),
                                         verbose=0)
-  assert 'demonstration (of 3 finalists)' in capsys.readouterr().out
+  out = capsys.readouterr().out
+  assert 'reference (of 3 finalists)' in out and 'unplayed' not in out
   workdir = str(tmp_path / 'unplayed')
   without = search_run.run_search(unplayed, workdir, verbose=0)
   # Named as what they were: references, never played.
   out = capsys.readouterr().out
-  assert 'reference (of 3 finalists)' in out and 'demonstration' not in out
+  assert 'reference (unplayed) (of 3 finalists)' in out
   state = _state(workdir)
   assert state['episode'] == 0 and state['env_steps'] == 0
   assert not os.path.exists(os.path.join(workdir, 'episodes.jsonl'))
@@ -182,40 +180,25 @@ def testNoEpisodes_FewerFinalistsThanReferences_IsRefused():
   config = tiny_search_config()
   config.search.episodes = 0
   config.search.references = 'lamp,erk'
-  config.search.finalists = 1
-  with pytest.raises(ValueError, match=r'search.finalists at least their '
+  config.select.finalists = 1
+  with pytest.raises(ValueError, match=r'select.finalists at least their '
                      r'number \(2\)'):
     search_loop.check_config(config)
-  config.search.finalists = 2
+  config.select.finalists = 2
   search_loop.check_config(config)
 
 
 def testApiSearchWithFinalists_IsRefusedBeforeAnyWork():
   config = tiny_search_config()
-  config.search.finalists = 2
+  config.select.finalists = 2
   with pytest.raises(ValueError, match='finalists = 0'):
     keras_api.search(None, None, None, config)
   # A config without episodes is told it needs some, in the same message.
   config.search.episodes = 0
-  config.search.finalists = 3
+  config.select.finalists = 3
   with pytest.raises(ValueError, match=r'finalists = 0 and '
                      r'config.search.episodes > 0'):
     keras_api.search(None, None, None, config)
-
-
-def testNegativeFinalists_IsRefused():
-  config = tiny_search_config()
-  config.search.finalists = -1
-  with pytest.raises(ValueError, match='search.finalists must be >= 0'):
-    search_loop.check_config(config)
-
-
-def testFinalistsWithoutReRanking_IsRefused():
-  config = tiny_search_config()
-  config.search.finalists = 2
-  config.search.rerank = 0
-  with pytest.raises(ValueError, match='needs search.rerank >= 1'):
-    search_loop.check_config(config)
 
 
 def testFinalists_FollowTheSearchsConfig_NotTheContexts(tmp_path):
@@ -223,78 +206,16 @@ def testFinalists_FollowTheSearchsConfig_NotTheContexts(tmp_path):
   config = _config(tmp_path, 0, episodes=3)
   ctx = experiment.prepare(config, str(tmp_path / 'ctx'), verbose=0)
   variant = config.copy_and_resolve_references()
-  variant.search.finalists = 3
-  env = search_loop.build_env(ctx.dense, ctx.splits.search_train,
-                              ctx.splits.reward, variant, ctx.strategy)
-  loop = search_loop.SearchLoop(env, variant, workdir=None, verbose=False)
-  loop.run()
-  finetuned = finalists.run(ctx, loop, verbose=False)
-  assert finetuned is not None
-  assert len(loop.state.finalists) == 3
-  assert finetuned.sparsity_map == loop.allocation_of(loop.state.best)
+  variant.select.finalists = 3
 
-
-def _scored_state(scores):
-  """A SearchState whose finalists 0 (lamp), 1 (erk) and 5 (an agent
-  episode) have the given per-example (correct, loss) vectors."""
-  state = search_loop.SearchState()
-  for key, (correct, loss) in scores.items():
-    state.finalists[key] = float(np.mean(correct))
-    state.finalists_correct[key] = rerank.pack_correct(correct)
-    state.finalists_loss[key] = float(np.mean(loss))
-    state.finalists_loss_examples[key] = rerank.pack_floats(loss)
-  return state
-
-
-def _search_config(score, incumbent='best', z=2.0):
-  config = tiny_search_config()
-  config.search.finalist_score = score
-  config.search.rerank_incumbent = incumbent
-  config.search.finalist_z = z
-  return config.search
-
-
-# 400 reward examples, fixed: erk is right on 3 examples more than lamp but
-# unsure where lamp is sure; the agent's episode is right where lamp is and
-# surer everywhere.
-_I = np.arange(400)
-_LAMP = (_I < 360, np.where(_I < 360, 0.10, 2.0))
-_ERK = (_I < 363, np.where(_I < 363, 0.40, 2.0))
-_AGENT = (_I < 360, np.where(_I < 360, 0.05, 1.9))
-_FINALISTS = [_cand(0, True), _cand(1, True, 'erk'), _cand(5, False)]
-
-
-def testChooseByAccuracy_TheBestAccuracyAmongDemonstrations():
-  state = _scored_state({'0': _LAMP, '1': _ERK, '5': _AGENT})
-  best = finalists.choose(_FINALISTS, state, _search_config('accuracy'))
-  assert best['episode'] == 1
-
-
-def testChooseByLoss_TheLowestCrossEntropy_AnAgentEpisodeBeyondZ():
-  state = _scored_state({'0': _LAMP, '1': _ERK, '5': _AGENT})
-  # The agent's episode has the lowest loss, lower than lamp's on every
-  # example: far beyond 2 paired standard errors.
-  best = finalists.choose(_FINALISTS, state, _search_config('loss'))
-  assert best['episode'] == 5
-
-
-def testChooseByLossFirst_HoldsTheFirstDemonstrationUnlessBeatenByZ():
-  # Without the agent: erk's loss is higher, so lamp is held.
-  state = _scored_state({'0': _LAMP, '1': _ERK})
-  best = finalists.choose(_FINALISTS[:2], state,
-                          _search_config('loss', 'first'))
-  assert best['episode'] == 0
-  # By accuracy erk leads by 3 examples of 400, 1.7 paired SE.
-  best = finalists.choose(_FINALISTS[:2], state,
-                          _search_config('accuracy', 'first'))
-  assert best['episode'] == 0
-  best = finalists.choose(_FINALISTS[:2], state,
-                          _search_config('accuracy', 'first', z=1.0))
-  assert best['episode'] == 1
-
-
-def testUnknownFinalistScore_IsRefused():
-  config = tiny_search_config()
-  config.search.finalist_score = 'f1'
-  with pytest.raises(ValueError, match='search.finalist_score must be one of'):
-    search_loop.check_config(config)
+  def finetune(sparsity_map, name):
+    return experiment.final_finetune(ctx, sparsity_map, method=name,
+                                     target=0.8, verbose=0)
+  result = pipeline.search(ctx.dense, ctx.splits.search_train,
+                           ctx.splits.reward, variant, strategy=ctx.strategy,
+                           finetune=finetune, verbose=False)
+  assert result.finetuned is not None
+  assert len(result.state.finalists) == 3
+  assert result.finetuned.sparsity_map == result.policy.sparsity
+  assert result.policy.sparsity == result.loop.allocation_of(
+      result.state.best)
