@@ -16,11 +16,11 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$REPO/tools/bootstrap.sh"
 cd "$REPO"
 CONFIG=configs/fmnist_cnn.py
-OUT=workdirs/demo
+OUT="${PURL_DEMO_OUT:-workdirs/demo}"  # PURL_DEMO_OUT: another directory
 if [ "${1:-}" = "--smoke" ]; then
   shift
   CONFIG=configs/fmnist_cnn.py:smoke
-  OUT=workdirs/demo_smoke
+  OUT="${PURL_DEMO_OUT:-workdirs/demo_smoke}"
 fi
 # One dense net for all three: the first run trains it, the others load it.
 COMMON=(--config="$CONFIG" --config.train.cache_dir="$OUT/dense_cache" "$@")
@@ -38,4 +38,4 @@ echo "== 3/3 comparison (one seed: differences under about 0.5 pt are noise;"
 echo "   README 'Results' has the multi-seed benchmark)"
 purl-report --workdir="$OUT/purl" --workdir="$OUT/uniform" \
     --workdir="$OUT/lamp" --out="$OUT/report"
-echo "SavedModel for TF Serving: $REPO/$OUT/purl/export/"
+echo "SavedModel for TF Serving: $(cd "$OUT" && pwd)/purl/export/"
