@@ -245,6 +245,7 @@ class Selection:
               f'({time.perf_counter() - t0:.1f}s)', flush=True)
 
   def _final_round(self, finalists: List[dict]):
+    # Imported here: the choice functions above need no TensorFlow.
     from purl_tf import train  # pylint: disable=g-import-not-at-top
     loop, state = self.loop, self.loop.state
     played = bool(state.episode)
