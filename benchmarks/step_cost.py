@@ -132,7 +132,7 @@ def write_markdown(path, out):
             f'{fixed["fit"]:.0f} ms, Keras evaluate {fixed["evaluate"]:.0f} '
             'ms: what a step pays before any image is processed.', '']
   with open(path, 'w') as f:
-    f.write('\n'.join(lines) + '\n')
+    f.write('\n'.join(lines))
 
 
 def main(argv):
