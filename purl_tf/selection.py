@@ -81,6 +81,10 @@ def paired_z(challenger: np.ndarray, incumbent: np.ndarray) -> float:
   return mean / se if se > 0 else math.copysign(math.inf, mean)
 
 
+def _mean(values) -> float:
+  return float(np.mean(values)) if len(values) else 0.0
+
+
 def short_seed(seed: int, episode: int) -> int:
   """The batch-order seed of a candidate's short fine-tune: its own, so
   that a resumed stage scores it alike."""
@@ -223,26 +227,38 @@ class Selection:
         return None
     return self._final_round(top(state.candidates, state.short, n))
 
+  def _score_each(self, candidates, scored, measure, seconds: str, line):
+    """Measures each candidate `scored(key)` says is not yet measured
+    (`measure(candidate, key)` stores its scores in the state), adds the
+    time to the state's `seconds` field, writes the state, and prints
+    `line(candidate, key)`."""
+    for cand in candidates:
+      key = str(cand['episode'])
+      if scored(key):
+        continue
+      t0 = time.perf_counter()
+      measure(cand, key)
+      self._saved(seconds, t0)
+      if self.verbose:
+        print(f'{line(cand, key)} ({time.perf_counter() - t0:.1f}s)',
+              flush=True)
+
   def _short_round(self):
     loop, state = self.loop, self.loop.state
     steps = int(self.config.short_steps)
     if not steps:
       return
-    for cand in state.candidates:
-      key = str(cand['episode'])
-      if key in state.short:
-        continue
-      t0 = time.perf_counter()
+
+    def measure(cand, key):
       correct = short_correct(loop.env, loop.allocation_of(cand), steps,
                               loop.config.seed, cand['episode'])
-      state.short[key] = float(np.mean(correct)) if len(correct) else 0.0
+      state.short[key] = _mean(correct)
       state.short_correct[key] = pack_correct(correct)
-      state.search_s += time.perf_counter() - t0
-      loop.save_state()
-      if self.verbose:
-        print(f'short fine-tune, {name_of(cand, bool(state.episode))}: '
-              f'reward-split accuracy {state.short[key]:.4f} '
-              f'({time.perf_counter() - t0:.1f}s)', flush=True)
+    self._score_each(
+        state.candidates, lambda key: key in state.short, measure, 'search_s',
+        lambda cand, key: (f'short fine-tune, '
+                           f'{name_of(cand, bool(state.episode))}: '
+                           f'reward-split accuracy {state.short[key]:.4f}'))
 
   def _final_round(self, finalists: List[dict]):
     # Imported here: the choice functions above need no TensorFlow.
@@ -254,26 +270,25 @@ class Selection:
       print(f'{len(finalists)} finalists: each gets the final fine-tune and is '
             'scored on the reward split', flush=True)
     by_loss = str(self.config.score) == 'loss'
-    for cand in finalists:
-      key = str(cand['episode'])
-      if key in state.finalists and (key in state.finalists_loss_examples or
-                                     not by_loss):
-        continue
-      t0 = time.perf_counter()
+
+    def measure(cand, key):
       ft = self.finetune(loop.allocation_of(cand), name_of(cand, played))
       correct, loss = train.per_example(ft.model, self.reward_ds)
       nets[key] = ft
-      state.finalists[key] = float(np.mean(correct)) if len(correct) else 0.0
+      state.finalists[key] = _mean(correct)
       state.finalists_correct[key] = pack_correct(correct)
-      state.finalists_loss[key] = float(np.mean(loss)) if len(loss) else 0.0
+      state.finalists_loss[key] = _mean(loss)
       state.finalists_loss_examples[key] = pack_floats(loss)
-      state.finalists_s += time.perf_counter() - t0
-      loop.save_state()
-      if self.verbose:
-        print(f'finalist {name_of(cand, played)}: after the final fine-tune, '
-              f'reward-split accuracy {state.finalists[key]:.4f}, '
-              f'cross-entropy {state.finalists_loss[key]:.4f} '
-              f'({time.perf_counter() - t0:.0f}s)', flush=True)
+    # A finalist scored before the loss was kept lacks it: scored again
+    # when the choice needs it.
+    self._score_each(
+        finalists, lambda key: key in state.finalists and (
+            key in state.finalists_loss_examples or not by_loss),
+        measure, 'finalists_s',
+        lambda cand, key: (f'finalist {name_of(cand, played)}: after the '
+                           'final fine-tune, reward-split accuracy '
+                           f'{state.finalists[key]:.4f}, cross-entropy '
+                           f'{state.finalists_loss[key]:.4f}'))
     best = choose(finalists, *final_scores(state, str(self.config.score)),
                   str(self.config.incumbent))
     self._set_best(best)
@@ -286,9 +301,15 @@ class Selection:
       # it again gives the net that was scored.
       t0 = time.perf_counter()
       chosen = self.finetune(loop.allocation_of(best), name_of(best, played))
-      state.finalists_s += time.perf_counter() - t0
-      loop.save_state()
+      self._saved('finalists_s', t0)
     return chosen
+
+  def _saved(self, seconds: str, t0: float):
+    """Adds the time since `t0` to the state's `seconds` field and writes
+    the state, so that a resumed stage keeps what was measured."""
+    state = self.loop.state
+    setattr(state, seconds, getattr(state, seconds) + time.perf_counter() - t0)
+    self.loop.save_state()
 
   def _set_best(self, cand: dict):
     state = self.loop.state
