@@ -7,7 +7,6 @@ import json
 import os
 from unittest import mock
 
-import numpy as np
 import pytest
 
 from purl_tf import experiment, keras_api, pipeline, report, search_loop
