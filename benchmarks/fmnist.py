@@ -234,18 +234,11 @@ def run_purl(ctx, config):
 
   def on_episode(record):
     samples[record['episode'] + 1] = rss_mb()
-
-  def finetune(sparsity_map, name):
-    return experiment.final_finetune(ctx, sparsity_map, method=name,
-                                     target=float(config.prune.sparsity),
-                                     verbose=0)
   # As purl-search does: the search's cached batches come from a pipeline
   # shuffled once, so they do not depend on which methods ran before. With
   # select.finalists the chosen net is already fine-tuned (counted in the
   # search's time, not again in the final fine-tune's).
-  result = pipeline.search(ctx.dense, ctx.splits.search_train,
-                           ctx.splits.reward, config, strategy=ctx.strategy,
-                           finetune=finetune, on_episode=on_episode)
+  result = pipeline.search_in(ctx, config, on_episode=on_episode)
   state, records, finetuned = result.state, result.loop.records, result.finetuned
   ft = sum(r['finetune_s'] for r in records)
   ev = sum(r['eval_s'] for r in records)

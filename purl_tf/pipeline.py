@@ -11,7 +11,7 @@ training.
 import dataclasses
 from typing import Callable, Optional
 
-from purl_tf import policy as policy_lib
+from purl_tf import experiment, policy as policy_lib
 from purl_tf import search_loop, selection
 
 
@@ -67,3 +67,23 @@ def search(model, train_ds, reward_ds, config, *, strategy=None,
   if workdir:
     loop.save_policy(pol)
   return SearchResult(pol, loop, finetuned)
+
+
+def search_in(ctx: experiment.Context, config, **kwargs) -> SearchResult:
+  """`search` on an experiment context's dense net, splits and strategy,
+  with the context's final fine-tune as the selection stage's final round.
+
+  Args:
+    ctx: from `experiment.prepare`.
+    config: the search's config (a benchmark's variant may differ from
+      `ctx.config`; its target is the one searched and fine-tuned for).
+    **kwargs: `workdir`, `resume`, `verbose`, `on_episode` of `search`.
+  """
+  target = float(config.prune.sparsity)
+
+  def finetune(sparsity_map, name):
+    return experiment.final_finetune(ctx, sparsity_map, method=name,
+                                     target=target, verbose=0)
+  return search(ctx.dense, ctx.splits.search_train, ctx.splits.reward, config,
+                strategy=ctx.strategy, lr_scale=ctx.lr_scale,
+                finetune=finetune, **kwargs)

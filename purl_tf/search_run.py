@@ -41,14 +41,8 @@ def run_search(config, workdir: str, *, resume: bool = False,
     ctx = experiment.prepare(config, out, verbose=verbose, resume=resume)
     experiment.init_workdir(ctx, kind='search', overwrite=overwrite,
                             lock=lock)
-
-    def finetune(sparsity_map, name):
-      return experiment.final_finetune(ctx, sparsity_map, method=name,
-                                       target=target, verbose=0)
-    result = pipeline.search(
-        ctx.dense, ctx.splits.search_train, ctx.splits.reward, config,
-        strategy=ctx.strategy, lr_scale=ctx.lr_scale, workdir=out,
-        resume=resume, finetune=finetune, verbose=out == workdir)
+    result = pipeline.search_in(ctx, config, workdir=out, resume=resume,
+                                verbose=out == workdir)
     pol, state = result.policy, result.state
     shown = {k: round(v, 3) for k, v in list(pol.sparsity.items())[:8]}
     more = (f' (+{len(pol.sparsity) - 8} more in policy.json)'

@@ -206,13 +206,7 @@ def testFinalists_FollowTheSearchsConfig_NotTheContexts(tmp_path):
   ctx = experiment.prepare(config, str(tmp_path / 'ctx'), verbose=0)
   variant = config.copy_and_resolve_references()
   variant.select.finalists = 3
-
-  def finetune(sparsity_map, name):
-    return experiment.final_finetune(ctx, sparsity_map, method=name,
-                                     target=0.8, verbose=0)
-  result = pipeline.search(ctx.dense, ctx.splits.search_train,
-                           ctx.splits.reward, variant, strategy=ctx.strategy,
-                           finetune=finetune, verbose=False)
+  result = pipeline.search_in(ctx, variant, verbose=False)
   assert result.finetuned is not None
   assert len(result.state.finalists) == 3
   assert result.finetuned.sparsity_map == result.policy.sparsity
