@@ -194,8 +194,9 @@ class Selection:
     loop: the loop after `run()`; its state receives every score and the
       result (`state.best`).
     finetune: `(sparsity_map, name) -> experiment.FineTuned`, the final
-      fine-tune, for the final round (None: no final round; a config with
-      `select.finalists` then needs one, see `check`).
+      fine-tune, for the final round (None: no final round, whatever
+      `select.finalists` says; the short round chooses. `purl_tf.search()`
+      refuses such a config instead).
     reward_ds: the reward split the finalists are scored on.
     verbose: one line per measured candidate.
   """
