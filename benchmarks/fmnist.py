@@ -129,7 +129,11 @@ SENSITIVITY_KEYS = ('eval_batches', 'bn_batches')
 # Config keys added after cells were measured, with the value that keeps
 # the code path those cells ran: at that value a key stays out of the
 # digest, so adding an option does not orphan the cells it cannot change.
-ADDED_KEYS = {}
+ADDED_KEYS = {('export', 'tflite'): 'none'}
+# Keys the config no longer has, with the value every cell was measured
+# with (now a constant of the package): put back before hashing, so the
+# cells keep their digests.
+REMOVED_KEYS = {('search', 'nan_penalty'): -2.0}
 
 
 def config_digest(config, method: str = 'purl') -> str:
@@ -143,6 +147,8 @@ def config_digest(config, method: str = 'purl') -> str:
   # autotuning on pair with those measured without.
   for key in data.SPEED_ONLY_KEYS:
     obj['data'].pop(key, None)
+  for (section, key), value in REMOVED_KEYS.items():
+    obj.setdefault(section, {}).setdefault(key, value)
   for (section, key), old in ADDED_KEYS.items():
     if obj.get(section, {}).get(key, old) == old:
       obj.get(section, {}).pop(key, None)

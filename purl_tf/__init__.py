@@ -13,6 +13,10 @@ The public API. This module only re-exports; see each function's docstring.
   recalibrate_batchnorm(model, ds, batches)  BatchNormalization statistics
                                  re-estimated after pruning (see batchnorm)
   export_for_serving(model, export_dir, model_name, version=None)
+  save_keras_model(model, path), load_keras_model(path)
+                                 a stripped net as a .keras file, and back
+  to_tflite(model, fmt='float32') -> bytes   zeros stored sparse; 'int8'
+                                 adds dynamic-range quantization
   Policy                         per-layer sparsity + model fingerprint
   default_config()               the defaults every config starts from
   constant_schedule(), polynomial_schedule(end_step),
@@ -34,11 +38,12 @@ try:
   from purl_tf import compat as _compat  # pylint: disable=unused-import  (first)
   from purl_tf.batchnorm import recalibrate as recalibrate_batchnorm
   from purl_tf.config_defaults import base_config as default_config
-  from purl_tf.export import export_for_serving
+  from purl_tf.export import export_for_serving, load_keras_model, save_keras_model
   from purl_tf.keras_api import allocate, apply, callbacks, search
   from purl_tf.policy import Policy
   from purl_tf.pruning import (constant_schedule, polynomial_schedule,
                                ramp_schedule, sparsity_report, strip)
+  from purl_tf.tflite_export import convert as to_tflite
   from purl_tf.version import __version__
 finally:
   if _gc_was_enabled:
@@ -46,6 +51,7 @@ finally:
   del _gc_was_enabled
 
 __all__ = ['search', 'allocate', 'apply', 'callbacks', 'strip', 'sparsity_report',
-           'recalibrate_batchnorm', 'export_for_serving', 'Policy', 'default_config',
+           'recalibrate_batchnorm', 'export_for_serving', 'save_keras_model',
+           'load_keras_model', 'to_tflite', 'Policy', 'default_config',
            'constant_schedule', 'polynomial_schedule', 'ramp_schedule',
            '__version__']

@@ -111,7 +111,6 @@ def base_config() -> ml_collections.ConfigDict:
   # net with BatchNormalization is evaluated with the dense net's statistics.
   c.search.bn_batches = 10
   c.search.learning_rate = 1e-3   # of the reward fine-tunes.
-  c.search.nan_penalty = -2.0     # reward of a diverged step (ends the episode).
   # The reference allocations (uniform, global_magnitude, lamp, erk,
   # sensitivity, or a blend of free ones such as lamp+erk, where a part
   # listed twice weighs twice; comma-separated). Each is played first as one
@@ -207,6 +206,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.export = ml_collections.ConfigDict()
   c.export.model_name = ''        # '' : the model's own name.
   c.export.version = 0            # 0 : the next free version.
+  # TFLite files beside it (pruned.tflite, pruned_int8.tflite), zeros stored
+  # sparse and checked against the Keras model on the test split: 'none',
+  # 'float32', 'int8' (dynamic-range quantized) or 'float32,int8'.
+  c.export.tflite = 'none'
   return c
 
 

@@ -60,6 +60,9 @@ from purl_tf.compat import keras, tf
 
 NUM_FEATURES = 16
 ACTION_SPACES = ('relative', 'absolute')
+# The reward of a step whose fine-tune diverged (it ends the episode): below
+# any accuracy_delta return, so such an episode never ranks first.
+NAN_PENALTY = -2.0
 
 
 def action_grid(minimum: float = 0.0, maximum: float = 0.95,
@@ -225,7 +228,7 @@ class PruningEnv(py_environment.PyEnvironment):
                finetune_steps: int = 50, subset_batches: int = 100,
                eval_batches: int = 0, final_eval_batches: int = 0,
                learning_rate: float = 1e-3,
-               optimizer: str = 'adam', nan_penalty: float = -2.0,
+               optimizer: str = 'adam', nan_penalty: float = NAN_PENALTY,
                frequency: int = 1, seed: int = 0, bn_batches: int = 0):
     super().__init__()
     if not 0.0 <= target_sparsity < 1.0:

@@ -19,7 +19,7 @@ import time
 from typing import Callable, Dict, Optional
 
 from purl_tf import batchnorm, data, export, io_utils, models, pruning, train
-from purl_tf import workdir_lock
+from purl_tf import tflite_export, workdir_lock
 from purl_tf.compat import keras, tf, tfmot
 
 
@@ -39,6 +39,8 @@ class Context:
   dense_train_s: float
   lr_scale: float = 1.0         # learning-rate factor for the global batch
   dense_gzip_bytes: Optional[int] = None  # filled by the first finish()
+  # The dense net's TFLite file size by format, filled by write_tflite().
+  dense_tflite_bytes: Dict[str, int] = dataclasses.field(default_factory=dict)
   # `train.fine_tune`'s CPU seconds of the dense training, when trained now.
   dense_train_cpu_s: Optional[float] = None
 
@@ -58,6 +60,9 @@ def config_json(config) -> dict:
 
 
 DENSE_WEIGHTS = 'dense.weights.h5'
+# The stripped, fine-tuned net as a Keras file, beside export/.
+KERAS_MODEL = 'pruned.keras'
+TFLITE_FILES = {'float32': 'pruned.tflite', 'int8': 'pruned_int8.tflite'}
 
 
 def _workdir_record(config, kind):
@@ -242,6 +247,10 @@ def prepare(config, workdir: str, verbose: int = 2,
     models.check_input_shape(dense, splits.input_shape, splits.num_classes)
     if check_model is not None:
       check_model(dense)
+  formats = tflite_export.parse_formats(config.export.tflite)
+  if formats:
+    # A layer TFLite cannot convert fails now, not after the training.
+    tflite_export.convert(dense, formats[0])
   cache = _dense_cache_path(config)
   saved = os.path.join(workdir, DENSE_WEIGHTS) if workdir else ''
   dense_s, dense_cpu = 0.0, None
@@ -348,6 +357,36 @@ def final_finetune(ctx: Context, sparsity_map: Dict[str, float], *,
                    result['cpu_s'])
 
 
+def write_tflite(ctx: Context, model: keras.Model) -> Dict[str, dict]:
+  """Writes the TFLite files `export.tflite` asks for, each checked
+  against `model` on the test split, with the dense net's file size
+  converted the same way.
+
+  Returns:
+    `{format: {'path', 'bytes', 'dense_bytes', 'ratio', 'agreement',
+    'accuracy', 'keras_accuracy', 'examples'}}` (empty for 'none').
+  """
+  out = {}
+  for fmt in tflite_export.parse_formats(ctx.config.export.tflite):
+    print(f'converting to TFLite ({fmt}, zeros stored sparse) and checking it '
+          'on the test split', flush=True)
+    data = tflite_export.convert(model, fmt)
+    if fmt not in ctx.dense_tflite_bytes:
+      ctx.dense_tflite_bytes[fmt] = len(tflite_export.convert(ctx.dense, fmt))
+    path = os.path.join(ctx.workdir, TFLITE_FILES[fmt])
+    tflite_export.write(data, path)
+    row = {'path': os.path.abspath(path), 'bytes': len(data),
+           'dense_bytes': ctx.dense_tflite_bytes[fmt],
+           'ratio': len(data) / ctx.dense_tflite_bytes[fmt]}
+    row.update(tflite_export.check(data, model, ctx.splits.test))
+    print(f'{TFLITE_FILES[fmt]}: {len(data):,} bytes (dense '
+          f'{row["dense_bytes"]:,}), top-1 agrees with Keras on '
+          f'{row["agreement"]:.2%}, test accuracy {row["accuracy"]:.4f}',
+          flush=True)
+    out[fmt] = row
+  return out
+
+
 def finish(ctx: Context, sparsity_map: Dict[str, float], *, target: float,
            method: str, verbose: int = 2, extra: Optional[dict] = None,
            started: Optional[float] = None,
@@ -404,8 +443,11 @@ def finish(ctx: Context, sparsity_map: Dict[str, float], *, target: float,
     ctx.dense_gzip_bytes = export.gzip_size_of_model(ctx.dense)
   dense_gz = ctx.dense_gzip_bytes
   pruned_gz = export.gzip_size(path)
+  keras_path = os.path.join(ctx.workdir, KERAS_MODEL)
+  export.save_keras_model(stripped, keras_path)
   print(f'exported and measured in {time.perf_counter() - t0:.1f}s',
         flush=True)
+  tflite = write_tflite(ctx, stripped)
   summary = {
       'method': method,
       'model': ctx.dense.name,
@@ -417,6 +459,8 @@ def finish(ctx: Context, sparsity_map: Dict[str, float], *, target: float,
       'per_layer_sparsity': report['layers'],
       'allocation': dict(sparsity_map),
       'export_path': os.path.abspath(path),
+      'keras_model': os.path.abspath(keras_path),
+      'tflite': tflite,
       'serving_signature': {'name': 'serving_default',
                             'input': export.INPUT_NAME,
                             'output': export.OUTPUT_NAME},
@@ -433,6 +477,11 @@ def finish(ctx: Context, sparsity_map: Dict[str, float], *, target: float,
       'versions': versions(),
   }
   summary.update(extra or {})
+  for fmt, row in tflite.items():
+    if fmt == 'float32' and row['agreement'] < tflite_export.MIN_AGREEMENT:
+      print(f'WARNING: {row["path"]} agrees with the Keras model on '
+            f'{row["agreement"]:.2%} of the test images only (a conversion '
+            'fault: use export/ or pruned.keras)', flush=True)
   if not summary['target_met']:
     print(f'WARNING: the pruned net reached global sparsity '
           f'{report["global"]:.4f}, below the target {float(target):.4f} '

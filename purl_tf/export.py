@@ -21,7 +21,7 @@ import tarfile
 import tempfile
 from typing import Optional
 
-from purl_tf import io_utils
+from purl_tf import io_utils, pruning
 from purl_tf.compat import keras, tf
 
 INPUT_NAME = 'image'
@@ -95,6 +95,51 @@ def export_for_serving(model: keras.Model, export_dir: str, model_name: str,
     shutil.rmtree(tmp, ignore_errors=True)
     raise
   return final
+
+
+def save_keras_model(model: keras.Model, path: str):
+  """Saves a stripped model as a Keras file, atomically, with the user's mode.
+
+  The file holds the architecture, the weights (zeros included: it is as
+  large as the dense net's) and the compile settings, without optimizer
+  state. `load_keras_model` (or `tf_keras.models.load_model` with purl_tf
+  imported first) reloads it to go on training, quantize or convert.
+
+  Raises:
+    ValueError: `model` still holds pruning wrappers (strip it first).
+  """
+  if pruning.wrappers(model):
+    raise ValueError('save_keras_model: the model still holds pruning '
+                     'wrappers; call purl_tf.strip(model) first')
+  if not path.endswith('.keras'):
+    raise ValueError(f'a Keras model file must end in .keras, got {path!r}')
+  directory = os.path.dirname(os.path.abspath(path))
+  os.makedirs(directory, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(prefix='.tmp-', suffix='.keras', dir=directory)
+  os.close(fd)
+  try:
+    model.save(tmp, overwrite=True)
+    os.chmod(tmp, io_utils.umask_mode())
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
+
+
+def load_keras_model(path: str) -> keras.Model:
+  """Reloads a model `save_keras_model` wrote (a purl_tf run's pruned.keras).
+
+  Raises:
+    ValueError: no such file, or not a Keras model file.
+  """
+  if not os.path.isfile(path):
+    raise ValueError(f'no Keras model file at {path}')
+  try:
+    return keras.models.load_model(path)
+  except (OSError, ValueError, KeyError) as e:
+    raise ValueError(f'{path} is not a readable Keras model file ({e})'
+                     ) from None
 
 
 def gzip_size(path: str) -> int:

@@ -9,6 +9,8 @@
   pruned.fit(train_ds, epochs=3, callbacks=purl_tf.callbacks(log_dir='logs'))
   final = purl_tf.strip(pruned)
   purl_tf.export_for_serving(final, 'serving', 'my_model')
+  purl_tf.save_keras_model(final, 'pruned.keras')
+  tflite_bytes = purl_tf.to_tflite(final)          # zeros stored sparse
 
 These functions are re-exported by `purl_tf/__init__.py`, the public API.
 """

@@ -4,7 +4,8 @@ import os
 import time
 from typing import Optional
 
-from purl_tf import allocation, experiment, policy as policy_lib, workdir_lock
+from purl_tf import allocation, experiment, policy as policy_lib, tflite_export
+from purl_tf import workdir_lock
 
 ALLOCATIONS = allocation.METHODS + ('policy',)
 
@@ -37,6 +38,7 @@ def run_prune(config, workdir: str, *, allocation_name: str = 'uniform',
   target = float(config.prune.sparsity if sparsity is None else sparsity)
   if not 0.0 <= target < 1.0:
     raise ValueError(f'--sparsity {target} is outside [0, 1)')
+  tflite_export.parse_formats(config.export.tflite)
   pol = None
   if allocation_name == 'policy':
     if not policy_path:

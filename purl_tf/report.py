@@ -154,20 +154,38 @@ def comparison(runs: Sequence[dict]) -> str:
 
   Returns:
     One header line and one line per run, each with the method, the reached
-    sparsity, the pruned test accuracy, its change from the dense net's and
-    the gzip size ratio; the header says whether the runs share one dense net.
+    sparsity, the pruned test accuracy, its change from the dense net's, the
+    gzip size ratio and the gzipped SavedModel's kilobytes, and the TFLite
+    files' kilobytes where a run wrote them (export.tflite); the header says
+    whether the runs share one dense net.
   """
   dense = {round(r['summary']['dense_test_accuracy'], 6) for r in runs}
   head = ('same dense net (test accuracy {:.4f})'.format(dense.pop())
           if len(dense) == 1 else 'different dense nets')
+  formats = [f for f in ('float32', 'int8')
+             if any(f in (r['summary'].get('tflite') or {}) for r in runs)]
+  names = {'float32': 'tflite KB', 'int8': 'int8 KB'}
   lines = [head, f'  {"method":<18} {"sparsity":>8} {"test acc":>9} '
-           f'{"vs dense":>9} {"gzip vs dense":>14}']
+           f'{"vs dense":>9} {"gzip vs dense":>14} {"saved gz KB":>11}' +
+           ''.join(f' {names[f]:>9}' for f in formats)]
   for run in sorted(runs, key=lambda r: -r['summary']['pruned_test_accuracy']):
     s = run['summary']
     delta = s['pruned_test_accuracy'] - s['dense_test_accuracy']
+    tflite = s.get('tflite') or {}
     lines.append(f'  {s["method"]:<18} {s["reached_global_sparsity"]:>8.4f} '
                  f'{s["pruned_test_accuracy"]:>9.4f} {delta:>+9.4f} '
-                 f'{s["gzip_bytes"]["ratio"]:>13.3f}x')
+                 f'{s["gzip_bytes"]["ratio"]:>13.3f}x '
+                 f'{s["gzip_bytes"]["pruned"] / 1000:>11.1f}' + ''.join(
+                     f' {tflite[f]["bytes"] / 1000:>9.1f}' if f in tflite
+                     else f' {"-":>9}' for f in formats))
+  if formats:
+    dense_kb = {f: next(r['summary']['tflite'][f]['dense_bytes'] for r in runs
+                        if f in (r['summary'].get('tflite') or {})) / 1000
+                for f in formats}
+    lines.append(f'  {"(dense net)":<18} {0.0:>8.4f} {"":>9} {"":>9} '
+                 f'{1.0:>13.3f}x '
+                 f'{runs[0]["summary"]["gzip_bytes"]["dense"] / 1000:>11.1f}' +
+                 ''.join(f' {dense_kb[f]:>9.1f}' for f in formats))
   return '\n'.join(lines)
 
 

@@ -39,7 +39,7 @@ from purl_tf import agent as agent_lib
 from purl_tf import env as env_lib
 from purl_tf import allocation, io_utils, policy as policy_lib, progress, pruning
 from purl_tf import reward as reward_lib
-from purl_tf import selection
+from purl_tf import selection, tflite_export
 from purl_tf.compat import keras, tf
 
 
@@ -101,7 +101,6 @@ def build_env(model: keras.Model, train_ds, reward_ds, config,
       eval_batches=int(c.search.eval_batches),
       final_eval_batches=final_eval,
       learning_rate=float(c.search.learning_rate) * lr_scale,
-      nan_penalty=float(c.search.nan_penalty),
       frequency=int(c.env.frequency), seed=int(c.seed),
       bn_batches=int(c.search.bn_batches))
 
@@ -176,6 +175,7 @@ def check_config(config):
   else:
     env_lib.check_reachable(grid, target)
   reward_lib.from_config(c.reward)
+  tflite_export.parse_formats(c.export.tflite)
 
 
 def parse_references(names: str) -> List[str]:

@@ -7,8 +7,10 @@ import json
 import os
 import subprocess
 
+import numpy as np
 import pytest
 
+import purl_tf
 from purl_tf import export, io_utils
 from purl_tf.compat import tf
 from tests.conftest import REPO, SMOKE, subprocess_env, tool
@@ -35,10 +37,25 @@ def _check_export(summary):
   assert out.shape == (2, 10)
 
 
+def _check_keras_file(summary):
+  # The Keras file reloads to the exported net: same predictions as the
+  # SavedModel's signature, same per-layer sparsity.
+  model = purl_tf.load_keras_model(summary['keras_model'])
+  x = np.random.RandomState(0).rand(16, 28, 28, 1).astype(np.float32)
+  serve = tf.saved_model.load(summary['export_path']).signatures[
+      'serving_default']
+  np.testing.assert_allclose(
+      model.predict(x, verbose=0),
+      serve(image=tf.constant(x))[export.OUTPUT_NAME].numpy(), atol=1e-6)
+  assert purl_tf.sparsity_report(model)['layers'] == pytest.approx(
+      summary['per_layer_sparsity'])
+
+
 def testPruneSmoke_ReachesRequestedSparsityAndExports(smoke_search, tmp_path):
   workdir = str(tmp_path / 'run')
   result = _run('purl-prune', *smoke_search.args, '--allocation=uniform',
-                '--sparsity=0.9', f'--workdir={workdir}')
+                '--sparsity=0.9', f'--workdir={workdir}',
+                '--config.export.tflite=float32,int8')
   assert result.returncode == 0, result.stderr[-3000:]
   assert 'global sparsity' in result.stdout
   with open(os.path.join(workdir, 'summary.json')) as f:
@@ -53,7 +70,21 @@ def testPruneSmoke_ReachesRequestedSparsityAndExports(smoke_search, tmp_path):
   cpu, wall = summary['cpu_s']['finetune'], summary['wall_s']['finetune']
   assert 0.0 < cpu <= wall * os.cpu_count() + 1.0
   _check_export(summary)
+  _check_keras_file(summary)
   assert os.listdir(os.path.join(workdir, 'tensorboard', 'finetune'))
+  # TFLite: float32 agrees with Keras on the test split, zeros stored
+  # sparse; int8 is smaller still and reports its own accuracy.
+  tflite = summary['tflite']
+  assert sorted(tflite) == ['float32', 'int8']
+  fp32, int8 = tflite['float32'], tflite['int8']
+  assert fp32['examples'] == 2000  # the :smoke test split
+  assert fp32['agreement'] >= 0.999
+  assert fp32['ratio'] < 0.3 and int8['bytes'] < fp32['bytes']
+  assert abs(int8['accuracy'] - summary['pruned_test_accuracy']) < 0.05
+  for row, name in ((fp32, 'pruned.tflite'), (int8, 'pruned_int8.tflite')):
+    assert row['path'] == os.path.join(os.path.abspath(workdir), name)
+    assert os.path.getsize(row['path']) == row['bytes']
+  assert 'pruned.tflite: ' in result.stdout
 
 
 def testSearchSmoke_WritesEveryOutputThenPolicyAppliesWithPurlPrune(
@@ -71,7 +102,7 @@ def testSearchSmoke_WritesEveryOutputThenPolicyAppliesWithPurlPrune(
   assert search['chosen'].startswith(expected)
   assert f'result: {search["chosen"]}: ' in stdout
   for name in ('policy.json', 'episodes.jsonl', 'summary.json', 'config.json',
-               'search_state.json'):
+               'search_state.json', 'pruned.keras'):
     assert os.path.exists(os.path.join(workdir, name)), name
   assert tf.io.gfile.glob(os.path.join(workdir, 'checkpoints', 'ckpt-*.index'))
   assert tf.io.gfile.glob(os.path.join(workdir, 'tensorboard', 'search', 'events.*'))

@@ -14,7 +14,7 @@ import subprocess
 import pytest
 
 import purl_tf
-from purl_tf.compat import keras
+from purl_tf.compat import keras, tf
 from tests.cli_test import SMOKE, one_line_error, start_search
 from tests.conftest import REPO, subprocess_env, tool
 
@@ -34,7 +34,13 @@ TABLE = _readme_table()
 
 
 def _model_file(tmp_path, kind):
-  if kind == 'image-shape':
+  if kind == 'tflite-unconvertible':
+    inputs = keras.Input((28, 28, 1))
+    x = keras.layers.Conv2D(4, 3)(inputs)
+    x = tf.math.betainc(x, x, tf.nn.sigmoid(x))  # no TFLite kernel
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(10, activation='softmax')(x))
+  elif kind == 'image-shape':
     inputs = keras.Input((32, 32, 3))
     x = keras.layers.Conv2D(4, 3)(inputs)
     x = keras.layers.GlobalAveragePooling2D()(x)
@@ -58,6 +64,11 @@ def _case_args(case, tmp_path):
                           f'--config.data.tfds_data_dir={tmp_path / "tfds"}']
   if case in ('image-shape', 'no-prunable-layer'):
     return 'purl-prune', _model_file(tmp_path, case)
+  if case == 'tflite-unconvertible':
+    return 'purl-search', _model_file(tmp_path, case) + [
+        '--config.export.tflite=float32']
+  if case == 'tflite-format':
+    return 'purl-prune', ['--config.export.tflite=fp16']
   if case == 'empty-reward-split':
     return 'purl-search', ['--config.data.reward_size=0']
   if case == 'policy-for-other-model':
@@ -106,6 +117,7 @@ def _case_args(case, tmp_path):
 EXTRA = {
     'missing-data-dir': ['--config.data.dir='],
     'policy-for-other-model': ['dense_7', 'fc1'],  # the policy's and the model's
+    'tflite-unconvertible': ["layer 'tf.math.betainc'", "op 'tf.Betainc'"],
 }
 
 # workdir-busy is tested with two real runs in workdir_lock_test.py,

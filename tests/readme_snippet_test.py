@@ -54,3 +54,5 @@ def testReadmePythonBlock_RunsAsWrittenAndReachesItsTarget(tmp_path):
   assert abs(reached - 0.9) <= 0.005, reached
   assert (tmp_path / 'serving' / 'my_model' / '1' / 'saved_model.pb').exists()
   assert (tmp_path / 'policy.json').exists()
+  assert (tmp_path / 'pruned.keras').exists()
+  assert (tmp_path / 'pruned.tflite').stat().st_size > 0

@@ -8,14 +8,15 @@ import pytest
 from purl_tf import io_utils, report
 
 
-def _fake_run(path, method, target, accuracy, episodes=0):
+def _fake_run(path, method, target, accuracy, episodes=0, tflite=None):
   os.makedirs(path)
   layers = {'conv1': target - 0.1, 'fc1': target + 0.02}
   io_utils.write_json_atomic(os.path.join(path, 'summary.json'), {
       'method': method, 'target_sparsity': target,
       'reached_global_sparsity': target, 'dense_test_accuracy': 0.9,
       'pruned_test_accuracy': accuracy, 'per_layer_sparsity': layers,
-      'gzip_bytes': {'ratio': 0.1}, 'wall_s': {'total': 12.0},
+      'gzip_bytes': {'ratio': 0.1, 'pruned': 10_000, 'dense': 100_000},
+      'wall_s': {'total': 12.0}, 'tflite': tflite or {},
       'search': {'best_episode': 1} if episodes else {}})
   for k in range(episodes):
     io_utils.append_jsonl(os.path.join(path, 'episodes.jsonl'), {
@@ -49,4 +50,20 @@ def testComparison_BestFirst_WithChangeFromDense_AndSaysTheDenseNetIsShared(
   lines = report.comparison(runs).splitlines()
   assert lines[0] == 'same dense net (test accuracy 0.9000)'
   assert [line.split()[0] for line in lines[2:]] == ['purl', 'lamp', 'uniform']
-  assert lines[2].split()[1:] == ['0.9000', '0.8915', '-0.0085', '0.100x']
+  assert lines[2].split()[1:] == ['0.9000', '0.8915', '-0.0085', '0.100x',
+                                  '10.0']
+
+
+def testComparison_WithTflite_ShowsItsSizeBesideTheSavedModelsAndTheDenseNets(
+    tmp_path):
+  tflite = {'float32': {'bytes': 12_300, 'dense_bytes': 123_000}}
+  runs = [report.load_run(_fake_run(tmp_path / 'lamp', 'lamp', 0.9, 0.89,
+                                    tflite=tflite)),
+          report.load_run(_fake_run(tmp_path / 'old', 'uniform', 0.9, 0.85))]
+  lines = report.comparison(runs).splitlines()
+  assert lines[1].endswith('tflite KB')
+  assert 'int8 KB' not in lines[1]  # no run wrote one
+  assert lines[2].split()[-2:] == ['10.0', '12.3']
+  assert lines[3].split()[-2:] == ['10.0', '-']  # a run without TFLite
+  assert lines[4].split() == ['(dense', 'net)', '0.0000', '1.000x', '100.0',
+                              '123.0']

@@ -23,7 +23,9 @@ if [ "${1:-}" = "--smoke" ]; then
   OUT="${PURL_DEMO_OUT:-workdirs/demo_smoke}"
 fi
 # One dense net for all three: the first run trains it, the others load it.
-COMMON=(--config="$CONFIG" --config.train.cache_dir="$OUT/dense_cache" "$@")
+# TFLite files (float32 with sparse weights, and int8) beside every export.
+COMMON=(--config="$CONFIG" --config.train.cache_dir="$OUT/dense_cache"
+        --config.export.tflite=float32,int8 "$@")
 
 echo "== 1/3 PuRL: dense training, search, final fine-tune, export"
 purl-search "${COMMON[@]}" --workdir="$OUT/purl" --overwrite
@@ -39,3 +41,5 @@ echo "   README 'Results' has the multi-seed benchmark)"
 purl-report --workdir="$OUT/purl" --workdir="$OUT/uniform" \
     --workdir="$OUT/lamp" --out="$OUT/report"
 echo "SavedModel for TF Serving: $(cd "$OUT" && pwd)/purl/export/"
+echo "Keras model: $(cd "$OUT" && pwd)/purl/pruned.keras; TFLite:" \
+     "$(cd "$OUT" && pwd)/purl/pruned.tflite, pruned_int8.tflite"
