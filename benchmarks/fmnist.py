@@ -129,11 +129,12 @@ SENSITIVITY_KEYS = ('eval_batches', 'bn_batches')
 # Config keys added after cells were measured, with the value that keeps
 # the code path those cells ran: at that value a key stays out of the
 # digest, so adding an option does not orphan the cells it cannot change.
-ADDED_KEYS = {('export', 'tflite'): 'none'}
+ADDED_KEYS = {('export', 'tflite'): 'none', ('prune', 'budget'): 'params'}
 # Keys the config no longer has, with the value every cell was measured
 # with (now a constant of the package): put back before hashing, so the
 # cells keep their digests.
-REMOVED_KEYS = {('search', 'nan_penalty'): -2.0}
+REMOVED_KEYS = {('search', 'nan_penalty'): -2.0,
+                ('reward', 'allowed_drop'): 0.01}
 
 
 def config_digest(config, method: str = 'purl') -> str:

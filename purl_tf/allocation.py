@@ -17,6 +17,11 @@ applies, so baselines and PuRL's policies take the same code path.
                     least summed drop (an exact knapsack over a discretised
                     parameter budget).
 
+Each method takes a `budget`: 'params' (the target is the share of
+prunable weights removed) or 'flops' (the share of their multiply-
+accumulates per example). Under a FLOPs budget a method keeps its own
+ranking (LAMP's scores, ERK's densities, ...) and meets the target in FLOPs.
+
 `blend` combines allocations (the geometric mean of their densities, met at
 the target); `allocate` takes blends of the free ones by name ('lamp+erk';
 a part listed twice weighs twice, 'lamp+erk+erk'), which the benchmark
@@ -60,7 +65,8 @@ def uniform(model: keras.Model, target: float) -> Dict[str, float]:
 
 
 def global_magnitude(model: keras.Model, target: float,
-                     max_layer_sparsity: float = 0.99) -> Dict[str, float]:
+                     max_layer_sparsity: float = 0.99,
+                     budget: str = 'params') -> Dict[str, float]:
   """Per-layer sparsity read off one magnitude threshold over all layers.
 
   A layer whose share would exceed `max_layer_sparsity` is capped there (a
@@ -76,6 +82,20 @@ def global_magnitude(model: keras.Model, target: float,
     `{layer_name: sparsity}`.
   """
   _check_target(target)
+  if budget != 'params':
+    # The threshold that removes `target` of the FLOPs: the parameter
+    # target at which it does, by bisection (the FLOPs removed grow with it).
+    infos = pruning.prunable_layers(model)
+    low, high = 0.0, float(target)
+    while pruning.budget_sparsity(infos, global_magnitude(
+        model, high, max_layer_sparsity), budget) < target and high < 0.999:
+      low, high = high, min(0.999, high + 0.5 * (1.0 - high))
+    for _ in range(30):
+      mid = 0.5 * (low + high)
+      reached = pruning.budget_sparsity(
+          infos, global_magnitude(model, mid, max_layer_sparsity), budget)
+      low, high = (mid, high) if reached < target else (low, mid)
+    return global_magnitude(model, high, max_layer_sparsity)
   infos, kernels = _kernels(model)
   mags = {n: np.sort(np.abs(k).ravel()) for n, k in kernels.items()}
   total = sum(i.params for i in infos)
@@ -112,17 +132,21 @@ def lamp_scores(kernel: np.ndarray) -> np.ndarray:
   return np.divide(sq, tail, out=np.zeros_like(sq), where=tail > 0)
 
 
-def lamp(model: keras.Model, target: float) -> Dict[str, float]:
+def lamp(model: keras.Model, target: float,
+         budget: str = 'params') -> Dict[str, float]:
   """The LAMP allocation (Lee et al., ICLR 2021).
 
   The `round(target * total)` weights with the smallest LAMP scores
   (`lamp_scores`) over all layers are pruned; a layer's sparsity is its share
   of them. Each layer's largest weight scores 1, so no layer is emptied
-  below a target of 1.
+  below a target of 1. With a FLOPs budget the same ranking is pruned until
+  the weights removed carry `target` of the FLOPs (each weight costs its
+  layer's FLOPs per weight).
 
   Args:
     model: a trained model (plain or wrapped).
-    target: global sparsity in [0, 1).
+    target: global sparsity in [0, 1), counted in `budget`.
+    budget: 'params' or 'flops'.
 
   Returns:
     `{layer_name: sparsity}`.
@@ -135,12 +159,30 @@ def lamp(model: keras.Model, target: float) -> Dict[str, float]:
   scores = [lamp_scores(kernels[i.name])[:-1] for i in infos]
   owner = np.concatenate([np.full(s.size, k) for k, s in enumerate(scores)])
   flat = np.concatenate(scores)
-  total = sum(i.params for i in infos)
-  to_prune = min(int(round(target * total)), flat.size)
   # A stable sort breaks ties by layer order, so the count is exact.
-  pruned = owner[np.argsort(flat, kind='stable')[:to_prune]]
+  order = np.argsort(flat, kind='stable')
+  to_prune = _count_for_budget(infos, owner[order], target, budget)
+  pruned = owner[order[:to_prune]]
   counts = np.bincount(pruned, minlength=len(infos))
   return {i.name: float(counts[k]) / i.params for k, i in enumerate(infos)}
+
+
+def _count_for_budget(infos, owners: np.ndarray, target: float,
+                      budget: str) -> int:
+  """How many weights, taken in the order whose layers `owners` lists,
+  remove `target` of the budget: `round(target * total)` for params; for
+  FLOPs the count whose summed cost is nearest to the target's."""
+  if budget == 'params':
+    return min(int(round(target * sum(i.params for i in infos))), owners.size)
+  costs = np.asarray(pruning.layer_costs(infos, budget))
+  per_weight = costs / np.asarray([i.params for i in infos], np.float64)
+  cum = np.cumsum(per_weight[owners])
+  goal = target * costs.sum()
+  k = int(np.searchsorted(cum, goal))
+  if k >= owners.size:
+    return owners.size
+  below = cum[k - 1] if k > 0 else 0.0
+  return k if goal - below <= cum[k] - goal else k + 1
 
 
 def erk_raw_density(kernel_shape) -> float:
@@ -153,7 +195,8 @@ def erk_raw_density(kernel_shape) -> float:
   return float(sum(dims)) / float(np.prod(dims))
 
 
-def erk(model: keras.Model, target: float) -> Dict[str, float]:
+def erk(model: keras.Model, target: float,
+        budget: str = 'params') -> Dict[str, float]:
   """The Erdos-Renyi-Kernel allocation (Evci et al., 2020, RigL).
 
   Layer density is `eps * erk_raw_density(kernel_shape)`, with `eps` chosen
@@ -170,11 +213,12 @@ def erk(model: keras.Model, target: float) -> Dict[str, float]:
   _check_target(target)
   infos = pruning.prunable_layers(model)
   return scale_densities(
-      infos, {i.name: erk_raw_density(i.kernel_shape) for i in infos}, target)
+      infos, {i.name: erk_raw_density(i.kernel_shape) for i in infos}, target,
+      budget)
 
 
-def scale_densities(infos, raw: Dict[str, float],
-                    target: float) -> Dict[str, float]:
+def scale_densities(infos, raw: Dict[str, float], target: float,
+                    budget: str = 'params') -> Dict[str, float]:
   """Densities `eps * raw[layer]`, `eps` set so the global density is
   `1 - target`; a layer whose density would exceed 1 is kept dense and `eps`
   recomputed over the others (RigL's rule for ERK).
@@ -182,19 +226,21 @@ def scale_densities(infos, raw: Dict[str, float],
   Args:
     infos: `pruning.LayerInfo` of every prunable layer.
     raw: each layer's unnormalised density (> 0 for at least one layer).
-    target: global sparsity in [0, 1).
+    target: global sparsity in [0, 1), counted in `budget`.
+    budget: 'params' or 'flops' (`pruning.BUDGETS`).
 
   Returns:
     `{layer_name: sparsity}`.
   """
   _check_target(target)
-  keep = (1.0 - float(target)) * sum(i.params for i in infos)
+  cost = dict(zip((i.name for i in infos), pruning.layer_costs(infos, budget)))
+  keep = (1.0 - float(target)) * sum(cost.values())
   dense: set = set()
   while True:
     free = [i for i in infos if i.name not in dense]
-    budget = keep - sum(i.params for i in infos if i.name in dense)
-    weighted = sum(raw[i.name] * i.params for i in free)
-    eps = budget / weighted if weighted > 0 else 0.0
+    budget_left = keep - sum(cost[i.name] for i in infos if i.name in dense)
+    weighted = sum(raw[i.name] * cost[i.name] for i in free)
+    eps = budget_left / weighted if weighted > 0 else 0.0
     over = [i.name for i in free if eps * raw[i.name] > 1.0]
     if not over:
       break
@@ -203,7 +249,7 @@ def scale_densities(infos, raw: Dict[str, float],
           float(min(1.0, max(0.0, 1.0 - eps * raw[i.name]))) for i in infos}
 
 
-def blend(infos, maps, target: float) -> Dict[str, float]:
+def blend(infos, maps, target: float, budget: str = 'params') -> Dict[str, float]:
   """The geometric mean of several allocations' densities, met at `target`.
 
   Each layer's density is the geometric mean of its densities in `maps`,
@@ -215,7 +261,8 @@ def blend(infos, maps, target: float) -> Dict[str, float]:
   Args:
     infos: `pruning.LayerInfo` of every prunable layer.
     maps: `{layer_name: sparsity}` maps, each covering every layer.
-    target: global sparsity in [0, 1).
+    target: global sparsity in [0, 1), counted in `budget`.
+    budget: 'params' or 'flops'.
 
   Returns:
     `{layer_name: sparsity}`.
@@ -232,21 +279,23 @@ def blend(infos, maps, target: float) -> Dict[str, float]:
       raise ValueError(f'an allocation to blend has no sparsity for {missing}')
   raw = {n: float(np.exp(np.mean([np.log(max(1e-12, 1.0 - float(m[n])))
                                   for m in maps]))) for n in names}
-  return scale_densities(infos, raw, target)
+  return scale_densities(infos, raw, target, budget)
 
 
 def fit_to_target(infos, sparsity_map: Dict[str, float], target: float,
-                  max_sparsity: float = pruning.MAX_SPARSITY) -> Dict[str, float]:
+                  max_sparsity: float = pruning.MAX_SPARSITY,
+                  budget: str = 'params') -> Dict[str, float]:
   """Rescales a per-layer map so that its global sparsity is `target` exactly.
 
   Above the target every sparsity is scaled by target/global (the layers
   keep their proportions); below it every density (1 - s) is scaled by
   (1 - target)/(1 - global). Used on PuRL's best episode, whose grid and
   budget clamp usually overshoot the target by a few points, so that every
-  method is compared at the same sparsity.
+  method is compared at the same sparsity. Both the target and the global
+  sparsity count `budget` ('params' or 'flops').
   """
   _check_target(target)
-  reached = pruning.global_sparsity(infos, sparsity_map)
+  reached = pruning.budget_sparsity(infos, sparsity_map, budget)
   if reached <= 0.0 or abs(reached - target) < 1e-9:
     return dict(sparsity_map)
   if reached > target:
@@ -362,7 +411,8 @@ def scan_layers(wrapped: keras.Model, infos, weights, measure,
 
 
 def pick_by_sensitivity(infos, scan: Dict[str, Dict[float, float]],
-                        target: float, units: int = 10000) -> Dict[str, float]:
+                        target: float, units: int = 10000,
+                        budget: str = 'params') -> Dict[str, float]:
   """Per-layer sparsities meeting `target` with the least summed accuracy drop.
 
   A knapsack by dynamic programming: each layer's option s contributes
@@ -376,7 +426,8 @@ def pick_by_sensitivity(infos, scan: Dict[str, Dict[float, float]],
     ValueError: the grid cannot reach the target.
   """
   _check_target(target)
-  total = sum(i.params for i in infos)
+  costs = dict(zip((i.name for i in infos), pruning.layer_costs(infos, budget)))
+  total = sum(costs.values())
   need = int(math.ceil(units * target - 1e-9))
   best = np.full(need + 1, np.inf)  # least drop with min(units, need) reached
   best[0] = 0.0
@@ -388,7 +439,7 @@ def pick_by_sensitivity(infos, scan: Dict[str, Dict[float, float]],
     prev = np.zeros(need + 1, np.int64)
     pick = np.zeros(need + 1, np.int64)
     for k, (s, acc) in enumerate(options):
-      gain = min(need, int(math.floor(units * info.params * s / total)))
+      gain = min(need, int(math.floor(units * costs[info.name] * s / total)))
       drop = max(0.0, base - acc)
       cand = np.full(need + 1, np.inf)
       from_ = np.zeros(need + 1, np.int64)
@@ -408,16 +459,19 @@ def pick_by_sensitivity(infos, scan: Dict[str, Dict[float, float]],
   for info, (prev, pick, options) in zip(reversed(infos), reversed(trace)):
     result[info.name] = float(options[pick[state]][0])
     state = prev[state]
-  return fit_to_target(infos, {i.name: result[i.name] for i in infos}, target)
+  return fit_to_target(infos, {i.name: result[i.name] for i in infos}, target,
+                       budget=budget)
 
 
 def sensitivity(model: keras.Model, target: float, reward_ds,
                 grid=SENSITIVITY_GRID, eval_batches: int = 0,
-                calibration_ds=None, bn_batches: int = 0) -> Dict[str, float]:
+                calibration_ds=None, bn_batches: int = 0,
+                budget: str = 'params') -> Dict[str, float]:
   """The sensitivity allocation (see the module docstring)."""
   scan = sensitivity_scan(model, reward_ds, grid_for_target(grid, target),
                           eval_batches, calibration_ds, bn_batches)
-  return pick_by_sensitivity(pruning.prunable_layers(model), scan, target)
+  return pick_by_sensitivity(pruning.prunable_layers(model), scan, target,
+                             budget=budget)
 
 
 def blend_parts(method: str):
@@ -440,35 +494,41 @@ def is_free(method: str) -> bool:
 
 def allocate(method: str, model: keras.Model, target: float,
              reward_ds=None, eval_batches: int = 0, calibration_ds=None,
-             bn_batches: int = 0) -> Dict[str, float]:
+             bn_batches: int = 0, budget: str = 'params') -> Dict[str, float]:
   """Dispatches to an allocation method by name.
 
   Args:
     method: one of `METHODS`, or a blend of free ones ('lamp+erk', or
       'lamp+erk+erk' weighted 1:2; see `is_free` and `blend`).
     model: the trained dense model.
-    target: global target sparsity.
+    target: global target sparsity, counted in `budget`.
+    budget: 'params' (the share of prunable weights removed) or 'flops'
+      (the share of their multiply-accumulates): every method meets the
+      target in it, keeping its own ranking of weights or layers.
     reward_ds: the reward split, for 'sensitivity'.
     eval_batches: reward batches per measurement for 'sensitivity' (0: all).
     calibration_ds, bn_batches: BatchNormalization re-estimate for
       'sensitivity' (see `sensitivity_scan`).
   """
+  pruning.check_budget(budget)
   if blend_parts(method) and is_free(method):
     # Each distinct part once; a repeated part weighs in the geometric mean.
-    parts = {m: allocate(m, model, target) for m in set(blend_parts(method))}
+    parts = {m: allocate(m, model, target, budget=budget)
+             for m in set(blend_parts(method))}
     return blend(pruning.prunable_layers(model),
-                 [parts[m] for m in blend_parts(method)], target)
+                 [parts[m] for m in blend_parts(method)], target, budget)
   if method == 'uniform':
     return uniform(model, target)
   if method == 'global_magnitude':
-    return global_magnitude(model, target)
+    return global_magnitude(model, target, budget=budget)
   if method == 'lamp':
-    return lamp(model, target)
+    return lamp(model, target, budget)
   if method == 'erk':
-    return erk(model, target)
+    return erk(model, target, budget)
   if method == 'sensitivity':
     if reward_ds is None:
       raise ValueError('the sensitivity allocation needs the reward split')
     return sensitivity(model, target, reward_ds, eval_batches=eval_batches,
-                       calibration_ds=calibration_ds, bn_batches=bn_batches)
+                       calibration_ds=calibration_ds, bn_batches=bn_batches,
+                       budget=budget)
   raise ValueError(f'unknown allocation {method!r}; one of {METHODS} or policy')

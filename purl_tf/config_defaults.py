@@ -95,6 +95,11 @@ def base_config() -> ml_collections.ConfigDict:
   # What to reach.
   c.prune = ml_collections.ConfigDict()
   c.prune.sparsity = 0.9          # the global target sparsity.
+  # What it counts: 'params' (the share of prunable weights removed) or
+  # 'flops' (the share of their multiply-accumulates per example, where an
+  # early high-resolution layer's weights cost more than a late one's).
+  # Every allocation, the search's actions and the summary count it.
+  c.prune.budget = 'params'
 
   # The episodes (see purl_tf/env.py and purl_tf/search_loop.py).
   c.search = ml_collections.ConfigDict()
@@ -180,9 +185,6 @@ def base_config() -> ml_collections.ConfigDict:
   # Weight of the sparsity term against the accuracy term's 1
   # (target_penalty; the lambda of accuracy_sparsity).
   c.reward.sparsity_weight = 1.0
-  # target_penalty: accuracy below the dense one that still counts as on
-  # target.
-  c.reward.allowed_drop = 0.01
 
   # The tf-agents learner (see purl_tf/agent.py).
   c.agent = ml_collections.ConfigDict()

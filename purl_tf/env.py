@@ -215,6 +215,9 @@ class PruningEnv(py_environment.PyEnvironment):
     bn_batches: after each fine-tune, the first N cached training batches
       re-estimate BatchNormalization statistics before the evaluation
       (`purl_tf.batchnorm`; 0: off, and nothing to do for nets without it).
+    budget: what the target counts, 'params' or 'flops'
+      (`pruning.BUDGETS`): the actions' budget arithmetic, the reached
+      sparsity and observation features 10, 11 and 15 all count it.
   """
 
   def __init__(self, model: keras.Model, train_ds: tf.data.Dataset,
@@ -229,8 +232,11 @@ class PruningEnv(py_environment.PyEnvironment):
                eval_batches: int = 0, final_eval_batches: int = 0,
                learning_rate: float = 1e-3,
                optimizer: str = 'adam', nan_penalty: float = NAN_PENALTY,
-               frequency: int = 1, seed: int = 0, bn_batches: int = 0):
+               frequency: int = 1, seed: int = 0, bn_batches: int = 0,
+               budget: str = 'params'):
     super().__init__()
+    pruning.check_budget(budget)
+    self.budget = budget
     if not 0.0 <= target_sparsity < 1.0:
       raise ValueError(f'target sparsity {target_sparsity} is outside [0, 1)')
     if action_space not in ACTION_SPACES:
@@ -256,7 +262,9 @@ class PruningEnv(py_environment.PyEnvironment):
     self._final_eval_steps = int(final_eval_batches) or None
     self._nan_penalty = float(nan_penalty)
     self.infos = pruning.prunable_layers(model)
-    self._params = [i.params for i in self.infos]
+    # Each layer's weights counted in the budget (all kept): every budget
+    # sum below weighs layers by it.
+    self._params = pruning.layer_costs(self.infos, budget)
     self._static = layer_features(self.infos)
     self.set_reference(reference)
 
@@ -335,7 +343,8 @@ class PruningEnv(py_environment.PyEnvironment):
       raise ValueError('a reference allocation must name every prunable '
                        f'layer: {names}')
     self._reference = allocation.fit_to_target(self.infos, dict(reference),
-                                               self._target)
+                                               self._target,
+                                               budget=self.budget)
     self._ref_kept = [p * (1.0 - self._reference[n])
                       for n, p in zip(names, self._params)]
 
@@ -352,7 +361,8 @@ class PruningEnv(py_environment.PyEnvironment):
 
   # --- state ------------------------------------------------------------------
   def reached_sparsity(self) -> float:
-    """Global sparsity of the chosen targets (unvisited layers dense)."""
+    """Global sparsity of the chosen targets (unvisited layers dense), in
+    the budget's units."""
     total = float(sum(self._params))
     return sum(p * s for p, s in zip(self._params, self._chosen)) / total
 

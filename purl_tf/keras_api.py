@@ -130,7 +130,8 @@ def search(model: keras.Model, train_ds, reward_ds, config=None, *,
 
 
 def allocate(model: keras.Model, method: str, target_sparsity: float,
-             reward_ds=None, eval_batches: int = 0) -> policy_lib.Policy:
+             reward_ds=None, eval_batches: int = 0,
+             budget: str = 'params') -> policy_lib.Policy:
   """A free per-layer allocation of a global target, as a `Policy`.
 
   The baselines PuRL is measured against, for `apply` like a searched policy:
@@ -148,25 +149,28 @@ def allocate(model: keras.Model, method: str, target_sparsity: float,
     target_sparsity: the global target in [0, 1).
     reward_ds: batched `(image, label)` validation data, for 'sensitivity'.
     eval_batches: batches of `reward_ds` per scan point (0: all).
+    budget: what the target counts: 'params' (the share of prunable weights
+      removed) or 'flops' (the share of their multiply-accumulates).
 
   Returns:
     A `Policy` that meets the target (within one weight per layer).
 
   Raises:
-    ValueError: unknown method, a target outside [0, 1), or 'sensitivity'
-      without `reward_ds`.
+    ValueError: unknown method or budget, a target outside [0, 1), or
+      'sensitivity' without `reward_ds`.
   """
   if method not in allocation.METHODS:
     raise ValueError(f'unknown allocation {method!r}; one of '
                      f'{allocation.METHODS}')
   target = float(target_sparsity)
   sparsity = allocation.allocate(method, model, target, reward_ds=reward_ds,
-                                 eval_batches=eval_batches)
+                                 eval_batches=eval_batches, budget=budget)
   infos = pruning.prunable_layers(model)
-  sparsity = allocation.fit_to_target(infos, sparsity, target)
+  sparsity = allocation.fit_to_target(infos, sparsity, target, budget=budget)
   return policy_lib.Policy(
       sparsity, policy_lib.fingerprint(model),
-      {'method': method, 'target_sparsity': target,
+      {'method': method, 'target_sparsity': target, 'budget': budget,
+       'budget_sparsity': pruning.budget_sparsity(infos, sparsity, budget),
        'global_sparsity': pruning.global_sparsity(infos, sparsity)})
 
 

@@ -5,7 +5,7 @@ import time
 from typing import Optional
 
 from purl_tf import allocation, experiment, policy as policy_lib, tflite_export
-from purl_tf import workdir_lock
+from purl_tf import pruning, workdir_lock
 
 ALLOCATIONS = allocation.METHODS + ('policy',)
 
@@ -39,6 +39,7 @@ def run_prune(config, workdir: str, *, allocation_name: str = 'uniform',
   if not 0.0 <= target < 1.0:
     raise ValueError(f'--sparsity {target} is outside [0, 1)')
   tflite_export.parse_formats(config.export.tflite)
+  pruning.check_budget(str(config.prune.budget))
   pol = None
   if allocation_name == 'policy':
     if not policy_path:
@@ -59,13 +60,16 @@ def run_prune(config, workdir: str, *, allocation_name: str = 'uniform',
         # one, else what its per-layer sparsities add up to.
         stated = pol.metrics.get('target_sparsity')
         target = (float(stated) if isinstance(stated, (int, float)) and
-                  0.0 <= float(stated) < 1.0 else pol.global_sparsity(ctx.dense))
+                  0.0 <= float(stated) < 1.0 else pruning.budget_sparsity(
+                      pruning.prunable_layers(ctx.dense), pol.sparsity,
+                      str(config.prune.budget)))
     else:
       sparsity_map = allocation.allocate(
           allocation_name, ctx.dense, target, reward_ds=ctx.splits.reward,
           eval_batches=int(config.search.eval_batches),
           calibration_ds=ctx.splits.train,
-          bn_batches=int(config.search.bn_batches))
+          bn_batches=int(config.search.bn_batches),
+          budget=str(config.prune.budget))
     print(f'allocation {allocation_name}: '
           f'{ {k: round(v, 3) for k, v in sparsity_map.items()} }', flush=True)
     return experiment.finish(

@@ -377,6 +377,33 @@ def global_sparsity(infos: List[LayerInfo], sparsity_map: Mapping[str, float]) -
   return sum(i.params * float(sparsity_map.get(i.name, 0.0)) for i in infos) / total
 
 
+# What a target sparsity counts (prune.budget): the prunable weights, or
+# their multiply-accumulates per example (a weight of a convolution costs
+# one per output position, so an early, high-resolution layer's weights
+# cost more than a late one's).
+BUDGETS = ('params', 'flops')
+
+
+def check_budget(budget: str):
+  if budget not in BUDGETS:
+    raise ValueError(f'prune.budget must be one of {BUDGETS}, got {budget!r}')
+
+
+def layer_costs(infos: List[LayerInfo], budget: str = 'params') -> List[float]:
+  """What each layer's weights count in `budget`, all of them kept."""
+  check_budget(budget)
+  return [float(i.flops if budget == 'flops' else i.params) for i in infos]
+
+
+def budget_sparsity(infos: List[LayerInfo], sparsity_map: Mapping[str, float],
+                    budget: str = 'params') -> float:
+  """The share of `budget` (params: `global_sparsity`; flops: the
+  multiply-accumulates) a per-layer map removes."""
+  costs = layer_costs(infos, budget)
+  return sum(c * float(sparsity_map.get(i.name, 0.0))
+             for c, i in zip(costs, infos)) / sum(costs)
+
+
 def prune_now(wrapper, sparsity: float):
   """Sets one wrapper's mask to keep its largest-magnitude weights, at once.
 

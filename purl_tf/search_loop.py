@@ -102,7 +102,7 @@ def build_env(model: keras.Model, train_ds, reward_ds, config,
       final_eval_batches=final_eval,
       learning_rate=float(c.search.learning_rate) * lr_scale,
       frequency=int(c.env.frequency), seed=int(c.seed),
-      bn_batches=int(c.search.bn_batches))
+      bn_batches=int(c.search.bn_batches), budget=str(c.prune.budget))
 
 
 def _grid(value, key: str, make):
@@ -127,6 +127,7 @@ def check_config(config):
     ValueError: naming the bad key.
   """
   c, sel = config, config.select
+  pruning.check_budget(str(c.prune.budget))
   target = float(c.prune.sparsity)
   if not 0.0 <= target < 1.0:
     raise ValueError(f'prune.sparsity {target} is outside [0, 1)')
@@ -196,12 +197,14 @@ def parse_references(names: str) -> List[str]:
   return listed
 
 
-def reference_allocations(names: str, model: keras.Model,
-                          target: float) -> Dict[str, Optional[Dict[str, float]]]:
+def reference_allocations(names: str, model: keras.Model, target: float,
+                          budget: str = 'params'
+                          ) -> Dict[str, Optional[Dict[str, float]]]:
   """`{name: allocation}` of the comma-separated allocations `names`, in
-  order; a measured one (sensitivity) maps to None until `SearchLoop` scans."""
+  order, each meeting `target` in `budget`; a measured one (sensitivity)
+  maps to None until `SearchLoop` scans."""
   return {n: (None if n == 'sensitivity' else
-              allocation.allocate(n, model, target))
+              allocation.allocate(n, model, target, budget=budget))
           for n in parse_references(names)}
 
 
@@ -230,13 +233,16 @@ class SearchLoop:
     self._episode_var = tf.Variable(0, dtype=tf.int64, trainable=False)
     self.episode_score = str(config.select.episode_score)
     # The wrapped model still holds the dense weights (every target 0).
+    self.budget = env.budget
     self.demos = reference_allocations(str(config.search.references),
-                                       self.env.model, self.target)
+                                       self.env.model, self.target,
+                                       self.budget)
     self.fixed_reference = str(config.env.reference)
     self.fixed_map = {}
     if self.fixed_reference != 'best':
       self.fixed_map = reference_allocations(self.fixed_reference,
-                                             self.env.model, self.target)
+                                             self.env.model, self.target,
+                                             self.budget)
     self._writer = self._checkpointer = None
     if workdir:
       self._checkpointer = common.Checkpointer(
@@ -283,7 +289,7 @@ class SearchLoop:
         scan = self.env.sensitivity_scan(allocation.grid_for_target(
             allocation.SENSITIVITY_GRID, self.target))
         self.state.scanned[name] = allocation.pick_by_sensitivity(
-            self.env.infos, scan, self.target)
+            self.env.infos, scan, self.target, budget=self.budget)
         self.state.search_s += time.perf_counter() - t0
         if self.verbose:
           print(f'{name} scan: {time.perf_counter() - t0:.1f}s', flush=True)
@@ -396,8 +402,8 @@ class SearchLoop:
         state.candidates.append({
             'episode': i, 'demo': True, 'reference': name,
             'sparsity': [float(alloc[n]) for n in self.names],
-            'global_sparsity': float(
-                pruning.global_sparsity(self.env.infos, alloc)),
+            'global_sparsity': float(pruning.budget_sparsity(
+                self.env.infos, alloc, self.budget)),
             'accuracies': [], 'final_accuracy': None, 'return': None})
       # The first reference holds until the selection stage chooses.
       state.best = dict(state.candidates[0])
@@ -425,7 +431,8 @@ class SearchLoop:
     if int(record['episode']) < len(self.demos):
       return dict(self.demos[record['reference']])
     return allocation.fit_to_target(
-        self.env.infos, dict(zip(self.names, record['sparsity'])), self.target)
+        self.env.infos, dict(zip(self.names, record['sparsity'])), self.target,
+        budget=self.budget)
 
   def _keep_candidate(self, record: dict, best: dict):
     """Keeps the references and the `select.top_episodes` best other
@@ -558,6 +565,9 @@ class SearchLoop:
         chosen, policy_lib.fingerprint(model),
         {'target_sparsity': self.target,
          'global_sparsity': pruning.global_sparsity(self.env.infos, chosen),
+         'budget': self.budget,
+         'budget_sparsity': pruning.budget_sparsity(self.env.infos, chosen,
+                                                    self.budget),
          'episode_global_sparsity': best['global_sparsity'],
          'episode_sparsity': found,
          'reward_accuracy': best['final_accuracy'], 'return': best['return'],

@@ -269,3 +269,53 @@ def testFitToTarget_MeetsTargetAndKeepsTheOrder(found):
   order = sorted(found, key=found.get)
   assert sorted(got, key=got.get) == order
   assert all(0.0 <= s < 1.0 for s in got.values())
+
+
+def testBudgetSparsity_FlopsWeighEachLayerByItsMultiplyAccumulates():
+  # Computed by hand: a (10 weights, 1000 MACs) at 0.5, b (100, 100) dense.
+  infos = [pruning.LayerInfo(0, 'a', 'conv', (1, 1, 2, 5), 10, 1000, 0.0, 0.0),
+           pruning.LayerInfo(1, 'b', 'dense', (10, 10), 100, 100, 0.0, 0.0)]
+  sparsity = {'a': 0.5, 'b': 0.0}
+  assert pruning.budget_sparsity(infos, sparsity, 'params') == pytest.approx(5 / 110)
+  assert pruning.budget_sparsity(infos, sparsity, 'flops') == pytest.approx(500 / 1100)
+  with pytest.raises(ValueError, match='prune.budget must be one of'):
+    pruning.budget_sparsity(infos, sparsity, 'latency')
+
+
+@pytest.mark.parametrize('target', [0.5, 0.9, 0.98])
+@pytest.mark.parametrize('method', ['uniform', 'global_magnitude', 'lamp',
+                                    'erk', 'lamp+erk'])
+def testFreeMethods_FlopsBudget_MeetTheTargetInFlops(method, target):
+  keras.utils.set_random_seed(0)
+  model = models.fmnist_resnet()
+  infos = pruning.prunable_layers(model)
+  got = allocation.allocate(method, model, target, budget='flops')
+  assert pruning.budget_sparsity(infos, got, 'flops') == pytest.approx(
+      target, abs=1e-3)
+
+
+def testLamp_FlopsBudget_PrunesAPrefixOfTheSameRanking():
+  # Under a FLOPs budget LAMP prunes its own ranking further or less far:
+  # the parameter target it ends at gives the same per-layer counts.
+  keras.utils.set_random_seed(0)
+  model = models.fmnist_resnet()
+  infos = pruning.prunable_layers(model)
+  got = allocation.lamp(model, 0.9, budget='flops')
+  same = allocation.lamp(model, pruning.global_sparsity(infos, got))
+  for info in infos:
+    assert got[info.name] * info.params == pytest.approx(
+        same[info.name] * info.params, abs=1.0), info.name
+
+
+def testErk_FlopsBudget_SameShapeOfDensities_ScaledToTheFlops():
+  # ERK's densities keep their ratios among the layers neither keeps dense
+  # (RigL's rule keeps a layer dense whose density would exceed 1); only the
+  # scale differs.
+  keras.utils.set_random_seed(0)
+  model = models.fmnist_resnet()
+  by_params = allocation.erk(model, 0.95)
+  by_flops = allocation.erk(model, 0.95, budget='flops')
+  ratios = [(1 - by_flops[n]) / (1 - by_params[n]) for n in by_params
+            if by_params[n] > 0 and by_flops[n] > 0]
+  assert len(ratios) >= 14
+  assert max(ratios) == pytest.approx(min(ratios), rel=1e-9)

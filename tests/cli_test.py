@@ -214,3 +214,29 @@ def testPolicyWithAnInvalidStatedTarget_ReportsItsOwnSparsity(smoke_search,
   summary = json.loads((workdir / 'summary.json').read_text())
   assert summary['target_sparsity'] == pytest.approx(0.5)
   assert summary['target_met'] is True
+
+
+def testFlopsBudget_SearchAndPruneMeetTheTargetInFlops(smoke_search, tmp_path):
+  # prune.budget=flops: the target counts multiply-accumulates. On the CNN
+  # the Dense layer holds most weights but few FLOPs, so the parameter
+  # share removed differs from the FLOPs share.
+  workdir = str(tmp_path / 'flops')
+  result = _run('purl-search', *smoke_search.args, f'--workdir={workdir}',
+                '--config.prune.budget=flops', '--config.search.episodes=3')
+  assert result.returncode == 0, result.stderr[-3000:]
+  with open(os.path.join(workdir, 'summary.json')) as f:
+    summary = json.load(f)
+  assert summary['budget'] == 'flops' and summary['target_met']
+  assert summary['reached_budget_sparsity'] == pytest.approx(0.9, abs=0.005)
+  assert summary['reached_flops_sparsity'] == summary['reached_budget_sparsity']
+  assert abs(summary['reached_global_sparsity'] - 0.9) > 0.005
+  episodes = io_utils.read_jsonl(os.path.join(workdir, 'episodes.jsonl'))
+  assert all(e['global_sparsity'] == pytest.approx(0.9, abs=1e-6)
+             for e in episodes)
+  prune_dir = str(tmp_path / 'lamp_flops')
+  result = _run('purl-prune', *smoke_search.args, '--allocation=lamp',
+                '--config.prune.budget=flops', f'--workdir={prune_dir}')
+  assert result.returncode == 0, result.stderr[-3000:]
+  with open(os.path.join(prune_dir, 'summary.json')) as f:
+    lamp = json.load(f)
+  assert lamp['reached_flops_sparsity'] == pytest.approx(0.9, abs=0.005)

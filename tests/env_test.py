@@ -251,3 +251,17 @@ def testBatchNormOff_KeepsTheTrailingAverages(splits):
   _, _, before, after_step = _bn_step(splits, bn_batches=0)
   # One fine-tune batch at momentum 0.99 moves them by 1% of the gap.
   assert np.abs(after_step - before).max() < 0.05
+
+
+def testRelativeEnv_FlopsBudget_EveryEpisodeMeetsTheTargetInFlops(splits):
+  env = _env(splits, 0.9, action_space='relative', finetune_steps=0,
+             eval_batches=1, final_eval_batches=1, budget='flops')
+  env.set_reference(allocation.lamp(env.model, 0.9, budget='flops'))
+  rng = np.random.RandomState(0)
+  for _ in range(3):
+    chosen = _play(env, rng.randint(0, len(env.grid), env.num_layers))
+    assert env.reached_sparsity() == pytest.approx(0.9, abs=1e-9)
+    assert pruning.budget_sparsity(env.infos, chosen, 'flops') == pytest.approx(
+        0.9, abs=1e-9)
+    # The same weights counted as parameters: another share.
+    assert abs(pruning.global_sparsity(env.infos, chosen) - 0.9) > 1e-3

@@ -67,6 +67,8 @@ def _case_args(case, tmp_path):
   if case == 'tflite-unconvertible':
     return 'purl-search', _model_file(tmp_path, case) + [
         '--config.export.tflite=float32']
+  if case == 'unknown-budget':
+    return 'purl-search', ['--config.prune.budget=latency']
   if case == 'tflite-format':
     return 'purl-prune', ['--config.export.tflite=fp16']
   if case == 'empty-reward-split':
