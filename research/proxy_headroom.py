@@ -24,6 +24,16 @@ better allocation must clear.
   python research/proxy_headroom.py --seeds=0 --targets=0.98
   python research/proxy_headroom.py --report_only
 
+With `--budget=flops` a target is the share of the prunable layers'
+multiply-accumulates removed: the free allocations keep their ranking and
+meet it in FLOPs (uniform is the same in both), the moves start from uniform
+and ERK, and a "flopsaware" move shifts their density towards the layers
+whose weights cost few FLOPs. The question is the same: is there headroom a
+search can find, now where the parameter-count rules cannot see the budget?
+
+  python research/proxy_headroom.py --budget=flops --seeds=0 \
+    --targets=0.95,0.9 --moves=5 --noise=2
+
 Resumable: every allocation's row is written as it finishes and skipped on
 a rerun. Writes research/results/proxy_headroom.{json,md,png}.
 """
@@ -56,8 +66,86 @@ _OUT = flags.DEFINE_string('out', os.path.join(REPO, 'research', 'results'),
 _BUDGET = flags.DEFINE_float('budget_minutes', 0.0, 'Start nothing new after '
                              'this many minutes (0: no limit).')
 _REPORT_ONLY = flags.DEFINE_bool('report_only', False, 'Only the report.')
+_BUDGET_KIND = flags.DEFINE_enum(
+    'budget', 'params', ['params', 'flops'],
+    'What a target counts: the share of prunable weights removed (params) '
+    'or of their multiply-accumulates (flops). With flops the free '
+    'allocations keep their ranking and meet the target in FLOPs, and the '
+    'results go to proxy_headroom_flops.*.')
 
 PROXY_BATCHES = 16  # x 128 = 2,048 reward images for the one-shot proxy
+
+
+def cost_of(info):
+  """A layer's weights counted in the study's budget (params or FLOPs)."""
+  return float(info.flops if _BUDGET_KIND.value == 'flops' else info.params)
+
+
+def budget_sparsity(infos, sparsity_map):
+  """The share of the budget (params or FLOPs) an allocation removes."""
+  total = sum(cost_of(i) for i in infos)
+  return sum(cost_of(i) * float(sparsity_map[i.name]) for i in infos) / total
+
+
+def scale_to_budget(infos, raw, target):
+  """`allocation.scale_densities` with the budget counted in `cost_of`:
+  densities `eps * raw`, a layer above density 1 kept dense."""
+  if _BUDGET_KIND.value == 'params':
+    return allocation.scale_densities(infos, raw, target)
+  keep = (1.0 - target) * sum(cost_of(i) for i in infos)
+  dense = set()
+  while True:
+    free = [i for i in infos if i.name not in dense]
+    budget = keep - sum(cost_of(i) for i in infos if i.name in dense)
+    eps = budget / sum(raw[i.name] * cost_of(i) for i in free)
+    over = [i.name for i in free if eps * raw[i.name] > 1.0]
+    if not over:
+      break
+    dense.update(over)
+  return {i.name: 0.0 if i.name in dense else float(min(
+      pruning.MAX_SPARSITY, max(0.0, 1.0 - eps * raw[i.name]))) for i in infos}
+
+
+def free_allocation(name, model, infos, target):
+  """A free rule's allocation at `target` in the study's budget. LAMP and
+  global magnitude keep their global ranking of weights, with the threshold
+  moved (by bisection on their parameter target) until the FLOPs removed
+  meet the target; ERK, uniform and blends scale their densities."""
+  if _BUDGET_KIND.value == 'params':
+    return allocation.allocate(name, model, target)
+  if name in ('lamp', 'global_magnitude'):
+    lo, hi = 0.0, 0.999
+    for _ in range(40):
+      mid = 0.5 * (lo + hi)
+      if budget_sparsity(infos, allocation.allocate(name, model, mid)) < target:
+        lo = mid
+      else:
+        hi = mid
+    return allocation.allocate(name, model, hi)
+  if name == 'uniform':
+    return {i.name: float(target) for i in infos}
+  parts = allocation.blend_parts(name) or [name]
+  maps = [allocation.allocate(p, model, 0.9) for p in parts]
+  raw = {i.name: float(np.exp(np.mean([np.log(1.0 - m[i.name]) for m in maps])))
+         for i in infos}
+  if name == 'erk':
+    raw = {i.name: allocation.erk_raw_density(i.kernel_shape) for i in infos}
+  return scale_to_budget(infos, raw, target)
+
+
+def free_names():
+  """The free allocations the study compares against."""
+  if _BUDGET_KIND.value == 'flops':
+    return ('uniform', 'global_magnitude', 'lamp', 'erk', 'lamp+erk')
+  return ('lamp', 'erk', 'lamp+erk')
+
+
+def move_refs():
+  """The free allocations the random moves start from (and whose fine-tune
+  noise is measured): under a FLOPs budget uniform, which keeps the most
+  weights, and ERK."""
+  return ('uniform', 'erk') if _BUDGET_KIND.value == 'flops' else ('lamp',
+                                                                     'erk')
 
 
 def moves(infos, base, target, n, rng):
@@ -69,7 +157,7 @@ def moves(infos, base, target, n, rng):
     raw = {i.name: max(1e-6, 1.0 - base[i.name]) for i in infos}
     for i in rng.choice(len(infos), k, replace=False):
       raw[infos[i].name] *= 2.0 ** float(rng.choice([-1.0, -0.5, 0.5, 1.0]))
-    out.append(allocation.scale_densities(infos, raw, target))
+    out.append(scale_to_budget(infos, raw, target))
   return out
 
 
@@ -126,9 +214,11 @@ def measure(path, payload, deadline):
     for target in [float(t) for t in _TARGETS.value]:
       key = f'{seed}@{target}'
       rows = payload['cells'].setdefault(key, {})
-      want = ['lamp', 'erk', 'lamp+erk'] + [
-          f'{r}_move{k}' for k in range(_MOVES.value) for r in ('lamp', 'erk')]
-      want += [f'{r}_noise{k}' for r in ('lamp', 'erk')
+      want = list(free_names()) + [
+          f'{r}_move{k}' for k in range(_MOVES.value) for r in move_refs()]
+      if _BUDGET_KIND.value == 'flops':
+        want += [f'{r}_move_flopsaware' for r in move_refs()]
+      want += [f'{r}_noise{k}' for r in move_refs()
                for k in range(_NOISE.value)]
       if all(w in rows for w in want):
         continue
@@ -144,9 +234,9 @@ def measure(path, payload, deadline):
           np.asarray(env.model.predict_on_batch(x), np.float64)
           for x, _ in env._reward_ds.take(PROXY_BATCHES)])  # pylint: disable=protected-access
       infos = env.infos
-      allocs = {n: allocation.allocate(n, ctx.dense, target)
-                for n in ('lamp', 'erk', 'lamp+erk')}
-      for r, ref in enumerate(('lamp', 'erk')):
+      allocs = {n: free_allocation(n, ctx.dense, infos, target)
+                for n in free_names()}
+      for r, ref in enumerate(move_refs()):
         # Each reference's own stream: its first moves are the same
         # whatever --moves asks for, so a run with more extends a run.
         rng = np.random.RandomState(1000 * seed + int(round(target * 100)) +
@@ -154,6 +244,12 @@ def measure(path, payload, deadline):
         for k, m in enumerate(moves(infos, allocs[ref], target, _MOVES.value,
                                     rng)):
           allocs[f'{ref}_move{k}'] = m
+        if _BUDGET_KIND.value == 'flops':
+          # What a rule that saw FLOPs would do: density shifted towards the
+          # layers whose weights cost few FLOPs (x (flops/weight)**-0.5).
+          raw = {i.name: (1.0 - allocs[ref][i.name]) *
+                 (i.flops / i.params) ** -0.5 for i in infos}
+          allocs[f'{ref}_move_flopsaware'] = scale_to_budget(infos, raw, target)
       for name in want:
         if name in rows:
           if 'sparsity' in rows[name]:  # the same allocation as measured
@@ -174,8 +270,11 @@ def measure(path, payload, deadline):
           row = {'sparsity': [float(m[i.name]) for i in infos],
                  'oneshot': oneshot(env, m, dense_probs, PROXY_BATCHES),
                  'short30': short(env, m, 30, seed),
-                 'short150': short(env, m, 150, seed),
-                 'final': final(ctx, m, name)}
+                 'budget_sparsity': budget_sparsity(infos, m),
+                 'param_sparsity': pruning.global_sparsity(infos, m)}
+          if _BUDGET_KIND.value == 'params':
+            row['short150'] = short(env, m, 150, seed)
+          row['final'] = final(ctx, m, name)
         row['wall_s'] = time.perf_counter() - t0
         rows[name] = row
         io_utils.write_json_atomic(path, payload)
@@ -197,8 +296,10 @@ PROXIES = (('oneshot', 'acc', 1), ('oneshot', 'ce', -1), ('oneshot', 'kl', -1),
 
 
 def report(path_md, path_png, payload):
+  budget_note = ('' if _BUDGET_KIND.value == 'params' else
+                 ', targets in FLOPs removed')
   lines = ['# Headroom beyond LAMP and ERK, and proxies that rank it '
-           '(fmnist_resnet)', '',
+           f'(fmnist_resnet{budget_note})', '',
            'Per dense net (seed) and target: the free allocations and random '
            'moves around LAMP and ERK; each proxy\'s Spearman rank '
            'correlation with the test accuracy after the final fine-tune '
@@ -206,33 +307,36 @@ def report(path_md, path_png, payload):
            'move\'s test accuracy minus the best free allocation\'s, against '
            'the spread of LAMP\'s and ERK\'s own test accuracy over batch '
            'orders. See `research/proxy_headroom.py`.', '']
+  proxies = [x for x in PROXIES if _BUDGET_KIND.value == 'params' or
+             x[0] != 'short150']
   header = ('| seed@target | n | ' + ' | '.join(
-      f'{p}.{m}' for p, m, _ in PROXIES) + ' | best free | best move | '
+      f'{p}.{m}' for p, m, _ in proxies) + ' | best free | best move | '
       'headroom (pt) | fine-tune noise std (pt) |')
-  lines += [header, '|---' * (len(PROXIES) + 6) + '|']
+  lines += [header, '|---' * (len(proxies) + 6) + '|']
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   keys = sorted(payload['cells'])
+  proxy_x = 'short150' if _BUDGET_KIND.value == 'params' else 'short30'
   fig, axes = plt.subplots(1, max(1, len(keys)), figsize=(5 * max(1, len(keys)), 4),
                            squeeze=False)
   for ax, key in zip(axes[0], keys):
     rows = payload['cells'][key]
     named = {n: r for n, r in rows.items() if 'oneshot' in r}
     if len(named) < 3:
+      lines.append(f'| {key} | {len(named)} |' + ' |' * (len(proxies) + 4))
       continue
     test = np.array([r['final']['test'] for r in named.values()])
     cells = []
-    for p, m, sign in PROXIES:
+    for p, m, sign in proxies:
       vals = np.array([sign * r[p][m] for r in named.values()])
       cells.append(f'{spearman(vals, test):+.2f}')
-    free = {n: named[n]['final']['test'] for n in ('lamp', 'erk', 'lamp+erk')
-            if n in named}
+    free = {n: named[n]['final']['test'] for n in free_names() if n in named}
     movs = {n: r['final']['test'] for n, r in named.items() if '_move' in n}
     best_free = max(free, key=free.get) if free else None
     best_move = max(movs, key=movs.get) if movs else None
     noise = []
-    for ref in ('lamp', 'erk'):
+    for ref in move_refs():
       draws = [rows[n]['final']['test'] for n in rows
                if n == ref or n.startswith(f'{ref}_noise')]
       if len(draws) > 1:
@@ -244,17 +348,17 @@ def report(path_md, path_png, payload):
                  f' | {best_free} {free.get(best_free, 0):.4f} | '
                  f'{best_move} {movs.get(best_move, 0):.4f} | {head} | '
                  f'{noise_txt} |')
-    short = np.array([r['short150']['acc'] for r in named.values()])
+    short = np.array([r[proxy_x]['acc'] for r in named.values()])
     ax.scatter(short, test, c=['tab:red' if n in free else 'tab:blue'
                                for n in named], s=18)
-    for ref in ('lamp', 'erk'):  # the same allocation in other batch orders
+    for ref in move_refs():  # the same allocation in other batch orders
       draws = [rows[n]['final']['test'] for n in rows
                if n == ref or n.startswith(f'{ref}_noise')]
       if ref in named and len(draws) > 1:
-        x = named[ref]['short150']['acc']
+        x = named[ref][proxy_x]['acc']
         ax.vlines(x, min(draws), max(draws), colors='tab:red', alpha=0.5)
         ax.annotate(ref, (x, max(draws)), fontsize=8)
-    ax.set_xlabel('short150 reward accuracy')
+    ax.set_xlabel(f'{proxy_x} reward accuracy')
     ax.set_ylabel('test accuracy after the final fine-tune')
     ax.set_title(key)
   fig.tight_layout()
@@ -262,19 +366,22 @@ def report(path_md, path_png, payload):
   plt.close(fig)
   lines += ['', 'Red: free allocations (a bar: LAMP\'s and ERK\'s test '
             'accuracy over batch orders); blue: moves.',
-            '', f'![short150 vs test]({os.path.basename(path_png)})', '']
+            '', f'![{proxy_x} vs test]({os.path.basename(path_png)})', '']
   for key in keys:
     rows = payload['cells'][key]
-    lines += [f'## {key}', '', '| allocation | oneshot acc / ce / kl | '
-              'short30 acc / ce | short150 acc / ce | test | reward ce |',
-              '|---|---|---|---|---|---|']
+    lines += [f'## {key}', '', '| allocation | param sparsity | '
+              'oneshot acc / ce / kl | short30 acc / ce | short150 acc / ce | '
+              'test | reward ce |', '|---|---|---|---|---|---|---|']
     for n, r in sorted(rows.items(), key=lambda kv: -kv[1]['final']['test']):
       if 'oneshot' not in r:
-        lines.append(f'| {n} | | | | {r["final"]["test"]:.4f} | '
+        lines.append(f'| {n} | | | | | {r["final"]["test"]:.4f} | '
                      f'{r["final"]["reward_ce"]:.4f} |')
         continue
-      o, s3, s15 = r['oneshot'], r['short30'], r['short150']
-      lines.append(f'| {n} | {o["acc"]:.4f} / {o["ce"]:.3f} / {o["kl"]:.3f} | '
+      o, s3 = r['oneshot'], r['short30']
+      s15 = r.get('short150', {'acc': float('nan'), 'ce': float('nan')})
+      ps = r.get('param_sparsity')
+      ps = '' if ps is None else f'{ps:.4f}'
+      lines.append(f'| {n} | {ps} | {o["acc"]:.4f} / {o["ce"]:.3f} / {o["kl"]:.3f} | '
                    f'{s3["acc"]:.4f} / {s3["ce"]:.3f} | {s15["acc"]:.4f} / '
                    f'{s15["ce"]:.3f} | {r["final"]["test"]:.4f} | '
                    f'{r["final"]["reward_ce"]:.4f} |')
@@ -286,7 +393,9 @@ def report(path_md, path_png, payload):
 def main(argv):
   del argv
   os.makedirs(_OUT.value, exist_ok=True)
-  path = os.path.join(_OUT.value, 'proxy_headroom.json')
+  stem = ('proxy_headroom' if _BUDGET_KIND.value == 'params' else
+          'proxy_headroom_flops')
+  path = os.path.join(_OUT.value, stem + '.json')
   payload = {'cells': {}}
   if os.path.exists(path):
     with open(path) as f:
@@ -297,8 +406,8 @@ def main(argv):
                 else float('inf'))
     if not measure(path, payload, deadline):
       print('budget reached; run the same command again to continue')
-  report(os.path.join(_OUT.value, 'proxy_headroom.md'),
-         os.path.join(_OUT.value, 'proxy_headroom.png'), payload)
+  report(os.path.join(_OUT.value, stem + '.md'),
+         os.path.join(_OUT.value, stem + '.png'), payload)
   print(f'wrote {path[:-5]}.md')
 
 
