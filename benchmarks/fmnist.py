@@ -42,7 +42,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 import purl_tf  # pylint: disable=g-import-not-at-top,unused-import
-from purl_tf import allocation, cli_errors, compare, config_defaults
+from purl_tf import allocation, cli_errors, compare, config_defaults, curves
 from purl_tf import data, experiment, io_utils, models, pipeline, pruning
 from purl_tf import report, search_loop, search_run
 from purl_tf.compat import keras
@@ -354,6 +354,15 @@ class Cells:
     io_utils.write_json_atomic(self.path, self.payload)
 
 
+def default_dense_records() -> dict:
+  """The dense records of the untagged results file (empty if none)."""
+  path = os.path.join(_OUT.value, 'fmnist.json')
+  if not os.path.exists(path):
+    return {}
+  with open(path) as f:
+    return json.load(f).get('dense', {})
+
+
 def run_cells(cells: Cells, quick: bool, deadline: float, save):
   """Measures every missing cell; returns False when the budget ran out."""
   nets, seeds, targets = grid(quick)
@@ -386,9 +395,12 @@ def run_cells(cells: Cells, quick: bool, deadline: float, save):
       if not dense.get('train_s'):
         # The cache is keyed by the dense-training settings alone, so a change
         # to search settings (a new digest) reuses the same weights: take the
-        # time recorded when they were trained (same net, seed, accuracy).
+        # time recorded when they were trained (same net, seed, accuracy),
+        # here or in the untagged results (a --tag run prunes the same nets).
+        known = list(cells.payload['dense'].values()) + list(
+            default_dense_records().values())
         dense['train_s'] = next(
-            (d['train_s'] for d in cells.payload['dense'].values()
+            (d['train_s'] for d in known
              if d.get('train_s') and (d['net'], d['seed'], d['test_accuracy'])
              == (net, seed, ctx.dense_test_accuracy)), None)
       if not dense.get('train_s'):
@@ -422,9 +434,11 @@ def run_cells(cells: Cells, quick: bool, deadline: float, save):
                 bn_batches=int(config.search.bn_batches))
             dense['sensitivity_scan_s'] = time.perf_counter() - s0
           sparsity_map = allocation.pick_by_sensitivity(
-              pruning.prunable_layers(ctx.dense), scan, target)
+              pruning.prunable_layers(ctx.dense), scan, target,
+              budget=str(config.prune.budget))
         else:
-          sparsity_map = allocation.allocate(method, ctx.dense, target)
+          sparsity_map = allocation.allocate(
+              method, ctx.dense, target, budget=str(config.prune.budget))
         alloc_s = time.perf_counter() - t0
         alloc_cpu = time.process_time() - c0
         ctx.workdir = os.path.join(workdir, f'{method}_{target}')
@@ -448,7 +462,10 @@ def run_cells(cells: Cells, quick: bool, deadline: float, save):
                'dense_key': dense_key,
                'test_accuracy': summary['pruned_test_accuracy'],
                'dense_test_accuracy': ctx.dense_test_accuracy,
-               'sparsity': summary['reached_global_sparsity'],
+               # The share of the budget removed (params: the global
+               # sparsity; prune.budget=flops: the FLOPs).
+               'sparsity': summary.get('reached_budget_sparsity',
+                                       summary['reached_global_sparsity']),
                'per_layer_sparsity': summary['per_layer_sparsity'],
                'gzip_ratio': summary['gzip_bytes']['ratio'],
                'allocation_s': alloc_s, 'finetune_s': ft_s,
@@ -661,6 +678,9 @@ def write_markdown(path, payload, prefix):
               f'![per-layer sparsity at {top}]({prefix}{net}_per_layer_{top}.png)']
     if searched(net_rows):
       lines.append(f'![PuRL search]({prefix}{net}_purl_search.png)')
+    for target in sorted({t for t, _ in curve_runs(net_rows)}):
+      lines.append(f'![learning curves at {target}]'
+                   f'({prefix}{net}_curves_{target}.png)')
     lines.append('')
   missing = payload.get('missing', [])
   if missing:
@@ -680,6 +700,47 @@ def searched(net_rows):
   return next((r for r in net_rows
                if (r['method'], r['seed'], r['target']) == ('purl', seed, top)
                and (r.get('curve') or {}).get('return')), None)
+
+
+# The search variants whose learning curves are compared: the agent against
+# the measuring sticks of the same action space (agent.kind=random, local),
+# run as --variant=agent:..., --variant=random:agent.kind=random,...
+CURVE_METHODS = ('purl_agent', 'purl_random', 'purl_local')
+
+
+def curve_runs(net_rows):
+  """{(target, method): [best-so-far curve per seed]} of `CURVE_METHODS`,
+  at targets where at least two of them ran, cut to the shortest run (equal
+  evaluations)."""
+  found = {}
+  for r in net_rows:
+    if r['method'] in CURVE_METHODS and (r.get('curve') or {}).get(
+        'final_accuracy'):
+      found.setdefault(r['target'], {}).setdefault(r['method'], []).append(
+          curves.best_so_far(r['curve']['final_accuracy']))
+  out = {}
+  for target, by_method in found.items():
+    if len(by_method) < 2:
+      continue
+    n = min(len(c) for runs in by_method.values() for c in runs)
+    for method, runs in by_method.items():
+      out[(target, method)] = [c[:n] for c in runs]
+  return out
+
+
+def write_learning_curves(out, prefix, net, net_rows) -> list:
+  """Writes `<prefix><net>_curves_<target>.{json,png}`; returns the PNGs."""
+  runs = curve_runs(net_rows)
+  written = []
+  for target in sorted({t for t, _ in runs}):
+    stem = os.path.join(out, f'{prefix}{net}_curves_{target}')
+    curves.write_curves(
+        stem, {m[len('purl_'):]: runs[(t, m)] for t, m in sorted(runs)
+               if t == target},
+        title=f'{net} at {target}: best reward-split accuracy so far',
+        ylabel='best final reward accuracy')
+    written.append(os.path.basename(stem) + '.png')
+  return written
 
 
 def plots(out, prefix, payload):
@@ -712,6 +773,7 @@ def plots(out, prefix, payload):
               key=lambda kv: rank.get(kv[0], len(rank))))}} for r in at],
           os.path.join(out, f'{prefix}{net}_per_layer_{top}.png'),
           labels=[r['method'] for r in at])
+    write_learning_curves(out, prefix, net, net_rows)
     purl = searched(net_rows)
     if purl:
       c = purl['curve']

@@ -20,9 +20,12 @@ from tf_agents.specs import tensor_spec
 from tf_agents.trajectories import trajectory
 from tf_agents.utils import common
 
+from purl_tf import strategies
 from purl_tf.compat import keras, tf
 
-KINDS = ('dqn', 'double_dqn')
+# The learners; agent.kind may also name a measuring stick
+# (`purl_tf/strategies.py`), for which the Learner only plays given actions.
+KINDS = strategies.LEARNERS
 
 
 def epsilon_at(episode: int, config) -> float:
@@ -51,8 +54,10 @@ class Learner:
   """
 
   def __init__(self, env, config):
-    if config.kind not in KINDS:
-      raise ValueError(f'unknown agent {config.kind!r}; one of {KINDS}')
+    strategies.check_kind(config.kind)
+    # A measuring stick learns nothing: its episodes are played from given
+    # actions (the DQN is built all the same, for one checkpoint layout).
+    self.learns = config.kind in KINDS
     for field in ('batch_size', 'train_iterations', 'replay_capacity',
                   'target_update_period', 'n_step'):
       if int(config[field]) <= 0:

@@ -188,7 +188,10 @@ def base_config() -> ml_collections.ConfigDict:
 
   # The tf-agents learner (see purl_tf/agent.py).
   c.agent = ml_collections.ConfigDict()
-  c.agent.kind = 'double_dqn'     # double_dqn or dqn.
+  # Who picks the actions: the learners double_dqn or dqn, or a measuring
+  # stick that learns nothing (purl_tf/strategies.py): random (uniform
+  # actions) or local (one move from the best episode so far).
+  c.agent.kind = 'double_dqn'
   c.agent.fc_layers = (128, 128)  # the Q-network's hidden layers.
   c.agent.learning_rate = 3e-3    # of the Q-network (Adam).
   # 1.0: with accuracy_delta the return telescopes to the final accuracy.

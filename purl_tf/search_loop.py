@@ -39,7 +39,7 @@ from purl_tf import agent as agent_lib
 from purl_tf import env as env_lib
 from purl_tf import allocation, io_utils, policy as policy_lib, progress, pruning
 from purl_tf import reward as reward_lib
-from purl_tf import selection, tflite_export
+from purl_tf import selection, strategies, tflite_export
 from purl_tf.compat import keras, tf
 
 
@@ -128,6 +128,7 @@ def check_config(config):
   """
   c, sel = config, config.select
   pruning.check_budget(str(c.prune.budget))
+  strategies.check_kind(str(c.agent.kind))
   target = float(c.prune.sparsity)
   if not 0.0 <= target < 1.0:
     raise ValueError(f'prune.sparsity {target} is outside [0, 1)')
@@ -305,6 +306,19 @@ class SearchLoop:
     grid = np.asarray(self.env.grid)
     return [int(np.argmin(np.abs(grid - sparsity[n]))) for n in self.names]
 
+  def _stick_actions(self, seed: int):
+    """A measuring stick's actions for an episode (None: the agent acts)."""
+    kind = str(self.config.agent.kind)
+    if kind not in strategies.STICKS:
+      return None
+    rng = np.random.RandomState(seed)
+    n = int(self.env.action_spec().maximum) + 1
+    if kind == 'random':
+      return strategies.random_actions(n, len(self.names), rng)
+    best = self.state.best or {}
+    incumbent = best.get('actions') or [self.env.neutral_action] * len(self.names)
+    return strategies.local_move(incumbent, n, rng)
+
   def _score(self, record: dict) -> float:
     return (record['final_accuracy'] if self.episode_score == 'final_accuracy'
             else record['return'])
@@ -463,16 +477,19 @@ class SearchLoop:
     self.learner.epsilon.assign(epsilon)
     every = int(c.search.greedy_every)
     demo = episode < len(self.demos)
-    greedy = not demo and bool(every) and (episode + 1) % every == 0
+    greedy = (not demo and self.learner.learns and bool(every) and
+              (episode + 1) % every == 0)
     reference = self.reference_name(episode) if (
         demo or self.env.action_space == 'relative') else ''
     if self.env.action_space == 'relative':
       self.env.set_reference(self._reference_map(reference))
-    played = self.learner.run_episode(
-        greedy=greedy,
-        actions=self._demo_actions(self.demos[reference]) if demo else None)
-    loss = (self.learner.train()
-            if episode + 1 >= int(c.agent.warmup_episodes) else None)
+    if demo:
+      actions = self._demo_actions(self.demos[reference])
+    else:
+      actions = self._stick_actions(episode_seed)
+    played = self.learner.run_episode(greedy=greedy, actions=actions)
+    loss = (self.learner.train() if self.learner.learns and
+            episode + 1 >= int(c.agent.warmup_episodes) else None)
     steps = self.env.step_log
     record = {
         'episode': episode, 'greedy': greedy, 'demo': demo,
@@ -500,7 +517,7 @@ class SearchLoop:
     if ok:
       kept = {k: record[k] for k in (
           'episode', 'return', 'sparsity', 'global_sparsity', 'accuracies',
-          'final_accuracy', 'reference')}
+          'final_accuracy', 'reference', 'actions')}
       self._keep_candidate(record, kept)
       if state.best is None or self._score(record) > self._score(state.best):
         state.best = kept

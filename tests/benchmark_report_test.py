@@ -307,3 +307,22 @@ def testCommittedResults_RegenerateByteForByte_AndEveryCellIsCurrent(
     methods = {c['method'] for c in json.load(f)['cells']}
   assert methods <= {'uniform', 'global_magnitude', 'lamp', 'erk',
                      'sensitivity', 'lamp+erk', 'purl', 'purl_paper'}, methods
+
+
+def testCurveRuns_BestSoFarPerSeed_CutToEqualEvaluations_OnlyWhereTwoStrategiesRan():
+  code = '\n'.join([
+      'import sys', f'sys.path.insert(0, {os.path.join(REPO, "benchmarks")!r})',
+      'import fmnist',
+      'def row(m, t, accs):',
+      '  return {"method": m, "target": t, "curve": {"final_accuracy": accs}}',
+      'rows = [row("purl_agent", 0.95, [0.5, None, 0.7, 0.6]),',
+      '        row("purl_agent", 0.95, [0.4, 0.6, 0.5, 0.8]),',
+      '        row("purl_random", 0.95, [0.5, 0.55, 0.5]),',
+      '        row("purl_agent", 0.9, [0.8, 0.9]),  # no other strategy there',
+      '        row("purl", 0.95, [0.1, 0.2])]  # not a curve method',
+      'got = fmnist.curve_runs(rows)',
+      'assert sorted(got) == [(0.95, "purl_agent"), (0.95, "purl_random")], got',
+      'assert got[(0.95, "purl_agent")] == [[0.5, 0.5, 0.7], [0.4, 0.6, 0.6]]',
+      'assert got[(0.95, "purl_random")] == [[0.5, 0.55, 0.55]]',
+      'print("checked")'])
+  _run_checked(code)

@@ -365,3 +365,32 @@ def testDiskFullMidSearch_LeavesTheWorkdirResumable(dense, splits, tmp_path):
   loop.run()
   rows = io_utils.read_jsonl(os.path.join(workdir, 'episodes.jsonl'))
   assert [r['episode'] for r in rows] == [0, 1, 2]
+
+
+def testRandomSearch_LearnsNothing_PlaysUniformActionsThatMeetTheTarget(
+    dense, splits):
+  config = _config(episodes=5)
+  config.agent.kind = 'random'
+  env, loop = _run(dense, splits, config)
+  others = [r for r in loop.records if not r['demo']]
+  assert len(others) == 3
+  assert all(r['agent_loss'] is None and not r['greedy'] for r in others)
+  assert len({tuple(r['actions']) for r in others}) == 3
+  assert all(r['global_sparsity'] == pytest.approx(0.8) for r in loop.records)
+
+
+def testLocalSearch_EachEpisodeIsOneMoveFromTheBestSoFar(dense, splits):
+  config = _config(episodes=6)
+  config.agent.kind = 'local'
+  config.select.top_episodes = 0  # the best episode is the result
+  env, loop = _run(dense, splits, config)
+  best = None
+  for r in loop.records:
+    if not r['demo']:
+      changed = [a - b for a, b in zip(r['actions'], best['actions']) if a != b]
+      assert sorted(changed) in ([-1, 1], [-2, 2]), (r['actions'], best['actions'])
+      assert r['agent_loss'] is None
+    if best is None or r['final_accuracy'] > best['final_accuracy']:
+      best = r
+  assert loop.state.best['episode'] == best['episode']
+  assert all(r['global_sparsity'] == pytest.approx(0.8) for r in loop.records)
