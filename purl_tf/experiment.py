@@ -492,7 +492,8 @@ def finish(ctx: Context, sparsity_map: Dict[str, float], *, target: float,
             f'{row["agreement"]:.2%} of the test images only (a conversion '
             'fault: use export/ or pruned.keras)', flush=True)
   if not summary['target_met']:
-    print(f'WARNING: the pruned net reached {budget} sparsity '
+    kind = 'global' if budget == 'params' else 'FLOPs'
+    print(f'WARNING: the pruned net reached {kind} sparsity '
           f'{reached:.4f}, below the target {float(target):.4f} '
           '(summary.json: "target_met": false)', flush=True)
   io_utils.write_json_atomic(os.path.join(ctx.workdir, 'summary.json'), summary)
