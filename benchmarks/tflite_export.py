@@ -127,10 +127,7 @@ def measure_mobilenet():
   keras.utils.set_random_seed(0)
   model = models.build(config.model, (size, size, 3), 10)
   sparsity = allocation.allocate('lamp', model, 0.9)
-  wrapped = pruning.apply_sparsity_map(model, sparsity)
-  for name, wrapper in pruning.wrappers(wrapped).items():
-    pruning.prune_now(wrapper, sparsity[name])
-  stripped = pruning.strip(wrapped)
+  stripped = pruning.pruned_at_once(model, sparsity)
   stored = tflite_export.sparse_weights(tflite_export.convert(stripped))
   layers = []
   for info in pruning.prunable_layers(model):

@@ -113,18 +113,10 @@ def save_keras_model(model: keras.Model, path: str):
                      'wrappers; call purl_tf.strip(model) first')
   if not path.endswith('.keras'):
     raise ValueError(f'a Keras model file must end in .keras, got {path!r}')
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(prefix='.tmp-', suffix='.keras', dir=directory)
-  os.close(fd)
-  try:
+  def write(tmp):
     model.save(tmp, overwrite=True)
-    os.chmod(tmp, io_utils.umask_mode())
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
+    os.chmod(tmp, io_utils.umask_mode())  # Keras writes a new file
+  io_utils.publish(path, write, '.keras')
 
 
 def load_keras_model(path: str) -> keras.Model:

@@ -18,38 +18,47 @@ def umask_mode(base: int = 0o666) -> int:
   return base & ~mask
 
 
-def write_json_atomic(path: str, obj, indent: int = 2):
-  """Writes `obj` as JSON to a temporary file beside `path`, then renames it."""
+def publish(path: str, write, suffix: str = ''):
+  """Calls `write(tmp)` on a temporary name beside `path` (created with the
+  user's file mode), then renames it into place; on any failure the
+  temporary is removed and `path` is left as it was."""
   directory = os.path.dirname(os.path.abspath(path))
   os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(prefix='.tmp-', suffix='.json', dir=directory)
+  fd, tmp = tempfile.mkstemp(prefix='.tmp-', suffix=suffix, dir=directory)
   try:
     os.fchmod(fd, umask_mode())
-    with os.fdopen(fd, 'w') as f:
+    os.close(fd)
+    write(tmp)
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
+
+
+def write_json_atomic(path: str, obj, indent: int = 2):
+  """Writes `obj` as JSON to a temporary file beside `path`, then renames it."""
+  def write(tmp):
+    with open(tmp, 'w') as f:
       json.dump(obj, f, indent=indent, sort_keys=True)
       f.write('\n')
       f.flush()
       os.fsync(f.fileno())
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
+  publish(path, write, '.json')
+
+
+def write_bytes_atomic(path: str, data: bytes):
+  """Writes `data` to a temporary file beside `path`, then renames it."""
+  def write(tmp):
+    with open(tmp, 'wb') as f:
+      f.write(data)
+  publish(path, write)
 
 
 def save_weights_atomic(model, path: str):
   """`model.save_weights(path)` through a temporary name beside `path`."""
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  name = os.path.basename(path)
-  tmp = os.path.join(directory, f'.tmp-{os.getpid()}-{name}')
-  try:
-    model.save_weights(tmp)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
+  # Keras picks the format from the name's suffix: keep it.
+  publish(path, model.save_weights, '-' + os.path.basename(path))
 
 
 def append_jsonl(path: str, obj):

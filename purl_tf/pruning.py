@@ -404,6 +404,17 @@ def budget_sparsity(infos: List[LayerInfo], sparsity_map: Mapping[str, float],
              for c, i in zip(costs, infos)) / sum(costs)
 
 
+def pruned_at_once(model: keras.Model,
+                   sparsity_map: Mapping[str, float]) -> keras.Model:
+  """A stripped copy of `model` with each named layer magnitude-pruned to its
+  sparsity at once (no training): what one-shot pruning gives, for
+  conversion tests and size measurements."""
+  wrapped = apply_sparsity_map(model, sparsity_map)
+  for name, wrapper in wrappers(wrapped).items():
+    prune_now(wrapper, float(sparsity_map[name]))
+  return strip(wrapped)
+
+
 def prune_now(wrapper, sparsity: float):
   """Sets one wrapper's mask to keep its largest-magnitude weights, at once.
 

@@ -18,9 +18,7 @@ accuracies: a float32 file that disagrees with its Keras model on more than
 `MIN_AGREEMENT` of the images is a conversion bug, not a result.
 """
 
-import os
 import re
-import tempfile
 import warnings
 from typing import Dict, Optional, Sequence
 
@@ -114,18 +112,7 @@ def convert(model: keras.Model, fmt: str = 'float32') -> bytes:
 
 def write(data: bytes, path: str):
   """Writes `data` to `path` through a temporary file, with the user's mode."""
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(prefix='.tmp-', suffix='.tflite', dir=directory)
-  try:
-    os.fchmod(fd, io_utils.umask_mode())
-    with os.fdopen(fd, 'wb') as f:
-      f.write(data)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
+  io_utils.write_bytes_atomic(path, data)
 
 
 class Runner:

@@ -204,3 +204,15 @@ def testStripAtTheTarget_DoesNotWarn():
   with warnings.catch_warnings():
     warnings.simplefilter('error', pruning.BelowTargetWarning)
     pruning.strip(model)
+
+
+def testPrunedAtOnce_ReachesEachLayersSparsity_LeavesTheModelAlone():
+  model = models.fmnist_cnn()
+  before = [w.copy() for w in model.get_weights()]
+  sparsity = {'conv1': 0.5, 'conv2': 0.8, 'fc1': 0.95, 'fc2': 0.0}
+  pruned = pruning.pruned_at_once(model, sparsity)
+  assert not pruning.wrappers(pruned)
+  assert pruning.sparsity_report(pruned)['layers'] == pytest.approx(
+      sparsity, abs=0.01)
+  for a, b in zip(before, model.get_weights()):
+    np.testing.assert_array_equal(a, b)

@@ -13,11 +13,7 @@ from tests.conftest import REPO
 
 def _pruned(model, target, method='lamp'):
   """`model` with `method`'s allocation at `target` masked in, stripped."""
-  sparsity = allocation.allocate(method, model, target)
-  wrapped = pruning.apply_sparsity_map(model, sparsity)
-  for name, wrapper in pruning.wrappers(wrapped).items():
-    pruning.prune_now(wrapper, sparsity[name])
-  return pruning.strip(wrapped)
+  return pruning.pruned_at_once(model, allocation.allocate(method, model, target))
 
 
 def _images(shape, n=64, seed=0):
