@@ -728,10 +728,9 @@ def curve_runs(net_rows):
   return out
 
 
-def write_learning_curves(out, prefix, net, net_rows) -> list:
-  """Writes `<prefix><net>_curves_<target>.{json,png}`; returns the PNGs."""
+def write_learning_curves(out, prefix, net, net_rows):
+  """Writes `<prefix><net>_curves_<target>.{json,png}`."""
   runs = curve_runs(net_rows)
-  written = []
   for target in sorted({t for t, _ in runs}):
     stem = os.path.join(out, f'{prefix}{net}_curves_{target}')
     curves.write_curves(
@@ -739,8 +738,6 @@ def write_learning_curves(out, prefix, net, net_rows) -> list:
                if t == target},
         title=f'{net} at {target}: best reward-split accuracy so far',
         ylabel='best final reward accuracy')
-    written.append(os.path.basename(stem) + '.png')
-  return written
 
 
 def plots(out, prefix, payload):

@@ -46,6 +46,11 @@ SENSITIVITY_GRID = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9,
                     0.95, 0.98, 0.99)
 
 
+def _costs_by_name(infos, budget: str) -> Dict[str, float]:
+  """`{layer_name: what its weights count in budget}` (`pruning.layer_costs`)."""
+  return dict(zip((i.name for i in infos), pruning.layer_costs(infos, budget)))
+
+
 def _check_target(target: float):
   if not 0.0 <= float(target) < 1.0:
     raise ValueError(f'target sparsity {target!r} is outside [0, 1)')
@@ -233,7 +238,7 @@ def scale_densities(infos, raw: Dict[str, float], target: float,
     `{layer_name: sparsity}`.
   """
   _check_target(target)
-  cost = dict(zip((i.name for i in infos), pruning.layer_costs(infos, budget)))
+  cost = _costs_by_name(infos, budget)
   keep = (1.0 - float(target)) * sum(cost.values())
   dense: set = set()
   while True:
@@ -426,7 +431,7 @@ def pick_by_sensitivity(infos, scan: Dict[str, Dict[float, float]],
     ValueError: the grid cannot reach the target.
   """
   _check_target(target)
-  costs = dict(zip((i.name for i in infos), pruning.layer_costs(infos, budget)))
+  costs = _costs_by_name(infos, budget)
   total = sum(costs.values())
   need = int(math.ceil(units * target - 1e-9))
   best = np.full(need + 1, np.inf)  # least drop with min(units, need) reached

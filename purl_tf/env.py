@@ -264,7 +264,7 @@ class PruningEnv(py_environment.PyEnvironment):
     self.infos = pruning.prunable_layers(model)
     # Each layer's weights counted in the budget (all kept): every budget
     # sum below weighs layers by it.
-    self._params = pruning.layer_costs(self.infos, budget)
+    self._costs = pruning.layer_costs(self.infos, budget)
     self._static = layer_features(self.infos)
     self.set_reference(reference)
 
@@ -346,7 +346,7 @@ class PruningEnv(py_environment.PyEnvironment):
                                                self._target,
                                                budget=self.budget)
     self._ref_kept = [p * (1.0 - self._reference[n])
-                      for n, p in zip(names, self._params)]
+                      for n, p in zip(names, self._costs)]
 
   def reseed(self, seed: int):
     """Fixes the order of the fine-tune batches from now on.
@@ -363,35 +363,35 @@ class PruningEnv(py_environment.PyEnvironment):
   def reached_sparsity(self) -> float:
     """Global sparsity of the chosen targets (unvisited layers dense), in
     the budget's units."""
-    total = float(sum(self._params))
-    return sum(p * s for p, s in zip(self._params, self._chosen)) / total
+    total = float(sum(self._costs))
+    return sum(p * s for p, s in zip(self._costs, self._chosen)) / total
 
   def chosen(self) -> Dict[str, float]:
     """`{layer_name: sparsity}` chosen so far this episode."""
     return {i.name: s for i, s in zip(self.infos, self._chosen)}
 
   def _kept(self) -> List[float]:
-    return [p * (1.0 - s) for p, s in zip(self._params, self._chosen)]
+    return [p * (1.0 - s) for p, s in zip(self._costs, self._chosen)]
 
   def action_sparsity(self, action: int) -> float:
     """The sparsity `action` would give the current layer (after clamping)."""
     t = self._t
     if self._relative:
       kept = relative_kept(t, float(self._scales[int(action)]), self._ref_kept,
-                           self._params, self._kept(), float(self._scales[0]))
+                           self._costs, self._kept(), float(self._scales[0]))
       return float(min(pruning.MAX_SPARSITY,
-                       max(0.0, 1.0 - kept / self._params[t])))
+                       max(0.0, 1.0 - kept / self._costs[t])))
     index = int(action)
     if self._clamp:
-      index = budget_clamp(self._grid, index, t, self._params, self._chosen,
+      index = budget_clamp(self._grid, index, t, self._costs, self._chosen,
                            self._target)
     return float(self._grid[index])
 
   def _observation(self) -> np.ndarray:
     t = min(self._t, self.num_layers - 1)
-    rest = float(sum(self._params[t:]))
-    pruned = sum(p * s for p, s in zip(self._params, self._chosen))
-    need = (self._target * sum(self._params) - pruned) / rest if rest else 0.0
+    rest = float(sum(self._costs[t:]))
+    pruned = sum(p * s for p, s in zip(self._costs, self._chosen))
+    need = (self._target * sum(self._costs) - pruned) / rest if rest else 0.0
     prev = self._chosen[-1] if self._chosen else 0.0
     if self._relative:
       ref = self._reference[self.infos[t].name]

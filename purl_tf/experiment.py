@@ -374,7 +374,7 @@ def write_tflite(ctx: Context, model: keras.Model) -> Dict[str, dict]:
     if fmt not in ctx.dense_tflite_bytes:
       ctx.dense_tflite_bytes[fmt] = len(tflite_export.convert(ctx.dense, fmt))
     path = os.path.join(ctx.workdir, TFLITE_FILES[fmt])
-    tflite_export.write(data, path)
+    io_utils.write_bytes_atomic(path, data)
     row = {'path': os.path.abspath(path), 'bytes': len(data),
            'dense_bytes': ctx.dense_tflite_bytes[fmt],
            'ratio': len(data) / ctx.dense_tflite_bytes[fmt]}

@@ -373,8 +373,7 @@ def sparsity_report(model: keras.Model) -> dict:
 
 def global_sparsity(infos: List[LayerInfo], sparsity_map: Mapping[str, float]) -> float:
   """The global sparsity a per-layer map gives, over all prunable weights."""
-  total = sum(i.params for i in infos)
-  return sum(i.params * float(sparsity_map.get(i.name, 0.0)) for i in infos) / total
+  return budget_sparsity(infos, sparsity_map, 'params')
 
 
 # What a target sparsity counts (prune.budget): the prunable weights, or

@@ -312,7 +312,7 @@ class SearchLoop:
     if kind not in strategies.STICKS:
       return None
     rng = np.random.RandomState(seed)
-    n = int(self.env.action_spec().maximum) + 1
+    n = len(self.env.grid)
     if kind == 'random':
       return strategies.random_actions(n, len(self.names), rng)
     best = self.state.best or {}

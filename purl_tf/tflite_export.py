@@ -24,7 +24,7 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
-from purl_tf import export, io_utils
+from purl_tf import export
 from purl_tf.compat import keras, tf
 
 FORMATS = ('float32', 'int8')
@@ -108,11 +108,6 @@ def convert(model: keras.Model, fmt: str = 'float32') -> bytes:
     raise ValueError(f'TFLite cannot convert model {model.name!r}: {what} '
                      '(replace that layer, or set export.tflite=none)'
                      ) from None
-
-
-def write(data: bytes, path: str):
-  """Writes `data` to `path` through a temporary file, with the user's mode."""
-  io_utils.write_bytes_atomic(path, data)
 
 
 class Runner:

@@ -76,34 +76,18 @@ _BUDGET_KIND = flags.DEFINE_enum(
 PROXY_BATCHES = 16  # x 128 = 2,048 reward images for the one-shot proxy
 
 
-def cost_of(info):
-  """A layer's weights counted in the study's budget (params or FLOPs)."""
-  return float(info.flops if _BUDGET_KIND.value == 'flops' else info.params)
-
-
 def budget_sparsity(infos, sparsity_map):
-  """The share of the budget (params or FLOPs) an allocation removes."""
-  total = sum(cost_of(i) for i in infos)
-  return sum(cost_of(i) * float(sparsity_map[i.name]) for i in infos) / total
+  """The share of the study's budget (params or FLOPs) an allocation removes."""
+  return pruning.budget_sparsity(infos, sparsity_map, _BUDGET_KIND.value)
 
 
 def scale_to_budget(infos, raw, target):
-  """`allocation.scale_densities` with the budget counted in `cost_of`:
-  densities `eps * raw`, a layer above density 1 kept dense."""
+  """`allocation.scale_densities` in the study's budget; under a FLOPs
+  budget no layer above `pruning.MAX_SPARSITY` (as the study measured)."""
+  scaled = allocation.scale_densities(infos, raw, target, _BUDGET_KIND.value)
   if _BUDGET_KIND.value == 'params':
-    return allocation.scale_densities(infos, raw, target)
-  keep = (1.0 - target) * sum(cost_of(i) for i in infos)
-  dense = set()
-  while True:
-    free = [i for i in infos if i.name not in dense]
-    budget = keep - sum(cost_of(i) for i in infos if i.name in dense)
-    eps = budget / sum(raw[i.name] * cost_of(i) for i in free)
-    over = [i.name for i in free if eps * raw[i.name] > 1.0]
-    if not over:
-      break
-    dense.update(over)
-  return {i.name: 0.0 if i.name in dense else float(min(
-      pruning.MAX_SPARSITY, max(0.0, 1.0 - eps * raw[i.name]))) for i in infos}
+    return scaled
+  return {n: min(pruning.MAX_SPARSITY, s) for n, s in scaled.items()}
 
 
 def free_allocation(name, model, infos, target):

@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from purl_tf import allocation, config_defaults, models, pruning
+from purl_tf import allocation, config_defaults, io_utils, models, pruning
 from purl_tf import tflite_export
 from purl_tf.compat import keras, tf
 from tests.conftest import REPO
@@ -110,11 +110,12 @@ def testConvert_UnsupportedOp_NamesTheLayerAndTheOp():
   assert '\n' not in message  # one line, not pages of MLIR
 
 
-def testWrite_IsAtomicWithTheUmaskMode(tmp_path):
+def testWriteBytesAtomic_IsAtomicWithTheUmaskMode(tmp_path):
+  # How a run writes its TFLite files.
   old = os.umask(0o027)
   try:
     path = str(tmp_path / 'm.tflite')
-    tflite_export.write(b'abc', path)
+    io_utils.write_bytes_atomic(path, b'abc')
   finally:
     os.umask(old)
   assert open(path, 'rb').read() == b'abc'
